@@ -1,0 +1,107 @@
+/* The pod-facing programs, attached with tc clsact on the HOST side of each pod's veth:
+ *   from_pod (tc ingress): packets the pod sends; the endpoint's EGRESS policy applies.
+ *   to_pod   (tc egress):  packets delivered to the pod; the endpoint's INGRESS policy applies.
+ * The endpoint is found by the pod-side address and must belong to the interface (no spoofing). */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/conntrack.h"
+#include "lib/policy.h"
+#include "lib/events.h"
+#include <linux/pkt_cls.h>
+
+static __always_inline int drop_packet(struct __sk_buff *skb, const struct tuple *t,
+				       struct verdict_ctx *vc, __u8 reason)
+{
+	vc->verdict = VERDICT_DROPPED;
+	vc->drop_reason = reason;
+	if (vc->endpoint_id)
+		count_packet(skb, vc->endpoint_id, vc->direction, 1);
+	emit_event(skb, t, vc);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int pass_packet(struct __sk_buff *skb, __u32 ep, __u8 dir)
+{
+	count_packet(skb, ep, dir, 0);
+	return TC_ACT_OK;
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
+{
+	struct tuple t = {};
+	struct verdict_ctx vc = { .direction = dir };
+	int bad = parse_ipv4(skb, &t);
+	const __u8 *ep_addr = dir == DIR_EGRESS ? t.saddr : t.daddr;
+	const __u8 *peer_addr = dir == DIR_EGRESS ? t.daddr : t.saddr;
+
+	struct endpoint_key ek = { .family = ISTHMUS_AF_INET };
+	__builtin_memcpy(ek.addr, ep_addr, 16);
+	struct endpoint_value *ep = bpf_map_lookup_elem(&isth_endpts_v1, &ek);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return drop_packet(skb, &t, &vc, DROP_UNKNOWN_ENDPOINT);
+	__u32 epid = ep->endpoint_id;
+	vc.endpoint_id = epid;
+	if (bad)
+		return drop_packet(skb, &t, &vc, bad);
+
+	__u8 reply_dir = dir ^ 1;
+	__u64 now = bpf_ktime_get_ns();
+	if (t.icmp_error && ct_icmp_error_related(&t, epid, dir, reply_dir, now))
+		return pass_packet(skb, epid, dir);
+
+	/* A reply of a connection this endpoint's other direction allowed. */
+	struct ct_key k;
+	ct_key_reply(&k, &t, epid, reply_dir);
+	struct ct_value *cv = ct_lookup_live(&k, now);
+	if (cv) {
+		ct_touch(cv, &t, now, 1);
+		return pass_packet(skb, epid, dir);
+	}
+
+	/* An original-direction packet: policy on every packet, so a revoked rule stops the flow. */
+	__u32 peer_id = ipcache_identity(peer_addr, t.family);
+	vc.src_identity = dir == DIR_EGRESS ? ep->identity : peer_id;
+	vc.dst_identity = dir == DIR_EGRESS ? peer_id : ep->identity;
+	__u8 enforced = dir == DIR_EGRESS ? EP_F_EGRESS_ENFORCED : EP_F_INGRESS_ENFORCED;
+	int reason = DROP_NONE;
+	if (!(dir == DIR_INGRESS && peer_id == IDENTITY_HOST) && (ep->flags & enforced))
+		reason = policy_verdict(epid, dir, peer_id, peer_addr, &t);
+
+	ct_key_orig(&k, &t, epid, dir);
+	if (reason != DROP_NONE) {
+		bpf_map_delete_elem(&isth_ct_v1, &k); /* its replies stop too */
+		return drop_packet(skb, &t, &vc, reason);
+	}
+	if (ct_create_or_touch(&k, &t, now, peer_id)) {
+		vc.verdict = VERDICT_FORWARDED;
+		vc.flags = EVENT_F_NEW_CONNECTION;
+		emit_event(skb, &t, &vc);
+	}
+	return pass_packet(skb, epid, dir);
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+{
+	if (skb->protocol == bpf_htons(ETH_P_ARP))
+		return TC_ACT_OK;
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return handle_ipv4(skb, dir);
+	struct tuple t = {};
+	struct verdict_ctx vc = { .direction = dir };
+	return drop_packet(skb, &t, &vc, DROP_UNSUPPORTED_L3);
+}
+
+SEC("tc")
+int from_pod(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_EGRESS);
+}
+
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
