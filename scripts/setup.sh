@@ -61,6 +61,11 @@ build_bpf_objects() {
   make -s -C bpf
 }
 
+build_lab_tools() {
+  # The lab's pod echo server and prober (C, tiny: hundreds of pods share two cores).
+  make -s -C integration/lab/tools
+}
+
 build_typescript() {
   # The CNI plugin is started once per pod, so it runs as compiled JavaScript, not through tsx.
   local sum
@@ -75,4 +80,5 @@ build_typescript() {
 install_npm_packages
 build_native_addon
 build_bpf_objects
+build_lab_tools
 build_typescript
