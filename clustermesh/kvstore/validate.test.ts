@@ -18,7 +18,12 @@ import {
   type IPIdentityPair,
   type NodeRecord,
 } from './types.ts';
-import { identityRange, validateRemoteKey, validateRemoteRecord } from './validate.ts';
+import {
+  identityRange,
+  validateRemoteKey,
+  validateRemoteRecord,
+  type RemoteRecord,
+} from './validate.ts';
 
 const REMOTE = { name: 'c2', id: 2 };
 
@@ -237,7 +242,7 @@ test('every reject reason has at least one table case', (t) => {
   );
 });
 
-const ACCEPTED: Array<[string, string[], string]> = [
+const ACCEPTED: Array<[string, string[], RemoteRecord['kind']]> = [
   [
     'its cluster config',
     [
