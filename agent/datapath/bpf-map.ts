@@ -1,0 +1,86 @@
+// A BPF map with a codec: typed get/set/delete/iterate over the raw addon calls.
+import { nativeAddon, UpdateFlags, type MapInfo } from '../native/index.ts';
+
+export interface Codec<K, V> {
+  keySize: number;
+  /** bytes per value as the syscall sees it (percpu maps: per-CPU slots) */
+  valueSize: number;
+  encodeKey(key: K, out: Buffer): void;
+  decodeKey(buf: Buffer): K;
+  encodeValue(value: V, out: Buffer): void;
+  decodeValue(buf: Buffer): V;
+}
+
+export class BpfMap<K, V> {
+  readonly fd: number;
+  readonly codec: Codec<K, V>;
+  constructor(fd: number, codec: Codec<K, V>) {
+    this.fd = fd;
+    this.codec = codec;
+  }
+
+  info(): MapInfo {
+    return nativeAddon().mapInfo(this.fd);
+  }
+
+  get(key: K): V | undefined {
+    const k = this.key(key);
+    const v = Buffer.alloc(this.codec.valueSize);
+    return nativeAddon().mapLookup(this.fd, k, v) ? this.codec.decodeValue(v) : undefined;
+  }
+
+  set(key: K, value: V, flags: number = UpdateFlags.ANY): void {
+    nativeAddon().mapUpdate(this.fd, this.key(key), this.value(value), flags);
+  }
+
+  /** false when the key was not there (not an error: deletes are idempotent) */
+  delete(key: K): boolean {
+    return nativeAddon().mapDelete(this.fd, this.key(key));
+  }
+
+  /** One addon call for all entries (kernel batch op where the map type supports it). */
+  setMany(entries: ReadonlyArray<readonly [K, V]>, flags: number = UpdateFlags.ANY): number {
+    if (entries.length === 0) return 0;
+    const { keySize, valueSize } = this.codec;
+    const keys = Buffer.alloc(keySize * entries.length);
+    const values = Buffer.alloc(valueSize * entries.length);
+    entries.forEach(([k, v], i) => {
+      this.codec.encodeKey(k, keys.subarray(i * keySize, (i + 1) * keySize));
+      this.codec.encodeValue(v, values.subarray(i * valueSize, (i + 1) * valueSize));
+    });
+    return nativeAddon().mapUpdateBatch(this.fd, keys, values, entries.length, flags);
+  }
+
+  deleteMany(keys: ReadonlyArray<K>): number {
+    if (keys.length === 0) return 0;
+    const size = this.codec.keySize;
+    const buf = Buffer.alloc(size * keys.length);
+    keys.forEach((k, i) => this.codec.encodeKey(k, buf.subarray(i * size, (i + 1) * size)));
+    return nativeAddon().mapDeleteBatch(this.fd, buf, keys.length);
+  }
+
+  /** All entries. Entries changed concurrently may be missed or seen twice (kernel semantics). */
+  *entries(): Generator<[K, V]> {
+    const addon = nativeAddon();
+    let prev: Buffer | null = null;
+    const value = Buffer.alloc(this.codec.valueSize);
+    for (;;) {
+      const next = Buffer.alloc(this.codec.keySize);
+      if (!addon.mapNextKey(this.fd, prev, next)) return;
+      if (addon.mapLookup(this.fd, next, value)) yield [this.codec.decodeKey(next), this.codec.decodeValue(value)];
+      prev = next;
+    }
+  }
+
+  private key(key: K): Buffer {
+    const b = Buffer.alloc(this.codec.keySize);
+    this.codec.encodeKey(key, b);
+    return b;
+  }
+
+  private value(value: V): Buffer {
+    const b = Buffer.alloc(this.codec.valueSize);
+    this.codec.encodeValue(value, b);
+    return b;
+  }
+}
