@@ -1,11 +1,13 @@
 // The `isthmus` command. Thin: parses flags and calls the modules. Each command group lives in
 // its own file under cli/ and registers itself here.
 import { Command } from 'commander';
+import { register as registerPolicy } from './policy.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
     .description('Multi-cluster network mesh for Kubernetes: eBPF policy, ClusterMesh, WireGuard')
     .showHelpAfterError();
+  registerPolicy(program);
   return program;
 }
 
