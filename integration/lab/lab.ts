@@ -1,0 +1,240 @@
+// The lab: clusters of nodes and pods built from network namespaces (DESIGN.md "The lab").
+//
+//   <name>-underlay   bridge br0; every other lab host hangs off it with a veth (eth0 inside)
+//   <name>-world      a host on the underlay outside every cluster
+//   <name>-<c>-cp     a control-plane host per cluster (etcd, API servers come later)
+//   <name>-<c>-nodeN  a node: its agent runs here (nsenter --net), bpffs at <runDir>/<node>/bpf
+//   <name>-<c>-<ns>-<pod>  a pod, attached by the CNI plugin through its node's agent
+//
+// The root namespace gets no interface, address or route. Teardown (downLab) works from the
+// name alone, so it also cleans up after a crashed or half-finished start, and is idempotent.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { endpointSocketPath, type AgentConfig } from '../../agent/daemon.ts';
+import { callAgent } from '../../agent/endpoint/client.ts';
+import { mustRun, runCommand } from '../../agent/routing/command.ts';
+import { RUN_ROOT, type LabPlan, type NodePlan } from './config.ts';
+import {
+  addNetns,
+  deleteNetns,
+  ipBatch,
+  linkToUnderlay,
+  listNetns,
+  mountsUnder,
+  netnsPath,
+} from './netns.ts';
+import { createPod, destroyPod, type PodSpec } from './pods.ts';
+import { endProcess, pidsMatching, spawnDetached } from './processes.ts';
+import { readRecord, repoRoot, writeRecord, type LabPod, type LabRecord } from './record.ts';
+
+export class LabError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'ISTHMUS_LAB_EXISTS' | 'ISTHMUS_LAB_START' | 'ISTHMUS_LAB_POD',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface UpOptions {
+  /** test hook: throw after this step, to exercise cleanup of a failed start */
+  failAfter?: 'namespaces' | 'mounts' | 'agents';
+  agentReadyTimeoutMs?: number;
+}
+
+export class Lab {
+  private constructor(private readonly record: LabRecord) {}
+
+  get plan(): LabPlan {
+    return this.record.plan;
+  }
+
+  get pods(): readonly LabPod[] {
+    return this.record.pods;
+  }
+
+  /** Builds the lab; a failed start removes everything it created and rethrows. */
+  static async up(plan: LabPlan, opts: UpOptions = {}): Promise<Lab> {
+    const existing = (await listNetns()).filter((n) => n.startsWith(`${plan.name}-`));
+    if (existing.length)
+      throw new LabError(
+        `lab ${plan.name} already exists (${existing.length} namespaces): run \`isthmus lab down\` first`,
+        'ISTHMUS_LAB_EXISTS',
+      );
+    const record: LabRecord = { plan, agents: [], pods: [] };
+    try {
+      await mustRun(['make', '-s', '-C', join(repoRoot(), 'integration/lab/tools')]);
+      mkdirSync(plan.runDir, { recursive: true });
+      writeRecord(record);
+      await buildNetwork(plan);
+      if (opts.failAfter === 'namespaces') throw new Error('simulated failure after namespaces');
+      for (const node of nodesOf(plan)) await mountBpffs(node);
+      if (opts.failAfter === 'mounts') throw new Error('simulated failure after mounts');
+      for (const node of nodesOf(plan)) {
+        record.agents.push({ node: node.name, pid: startAgent(plan, node) });
+        writeRecord(record);
+      }
+      await Promise.all(
+        nodesOf(plan).map((node) => waitForAgent(node, opts.agentReadyTimeoutMs ?? 30_000)),
+      );
+      if (opts.failAfter === 'agents') throw new Error('simulated failure after agents');
+      return new Lab(record);
+    } catch (err) {
+      await downLab(plan.name);
+      throw new LabError(
+        `lab ${plan.name} failed to start and was removed: ${(err as Error).message}`,
+        'ISTHMUS_LAB_START',
+        { cause: err },
+      );
+    }
+  }
+
+  /** Reattaches to a running lab from its record (e.g. for `lab status` in another process). */
+  static attach(name: string): Lab | undefined {
+    const record = readRecord(`${RUN_ROOT}/${name}`);
+    return record && new Lab(record);
+  }
+
+  node(name: string): NodePlan {
+    const node = nodesOf(this.plan).find((n) => n.name === name);
+    if (!node) throw new LabError(`lab ${this.plan.name} has no node ${name}`, 'ISTHMUS_LAB_POD');
+    return node;
+  }
+
+  async addPod(spec: PodSpec): Promise<LabPod> {
+    const cluster = this.plan.clusters.find((c) => c.name === spec.cluster);
+    if (!cluster)
+      throw new LabError(`lab ${this.plan.name} has no cluster ${spec.cluster}`, 'ISTHMUS_LAB_POD');
+    const node = spec.node ? this.node(spec.node) : leastLoaded(cluster.nodes, this.record.pods);
+    if (node.cluster !== cluster.name)
+      throw new LabError(`node ${node.name} is not in cluster ${cluster.name}`, 'ISTHMUS_LAB_POD');
+    if (
+      this.record.pods.some(
+        (p) => p.cluster === spec.cluster && p.namespace === spec.namespace && p.name === spec.name,
+      )
+    ) {
+      throw new LabError(
+        `pod ${spec.cluster}/${spec.namespace}/${spec.name} already exists`,
+        'ISTHMUS_LAB_POD',
+      );
+    }
+    const pod = await createPod(this.plan.name, node, spec);
+    this.record.pods.push(pod);
+    writeRecord(this.record);
+    return pod;
+  }
+
+  async removePod(pod: LabPod): Promise<void> {
+    await destroyPod(this.plan.name, this.node(pod.node), pod);
+    this.record.pods = this.record.pods.filter(
+      (p) => p !== pod && p.containerId !== pod.containerId,
+    );
+    writeRecord(this.record);
+  }
+
+  async down(): Promise<void> {
+    await downLab(this.plan.name);
+  }
+}
+
+/**
+ * Removes every trace of lab `name`: its processes (by PID, found through the record and through
+ * command lines naming the lab's paths), namespaces, mounts and run directory. Idempotent.
+ */
+export async function downLab(name: string): Promise<void> {
+  const runDir = `${RUN_ROOT}/${name}`;
+  const record = readRecord(runDir);
+  const markers = [`${runDir}/`, `/run/netns/${name}-`];
+  const pids = new Set([
+    ...(record?.agents.map((a) => a.pid) ?? []),
+    ...(record?.pods.flatMap((p) => p.echoPid ?? []) ?? []),
+    ...pidsMatching(markers),
+  ]);
+  await Promise.all([...pids].map((pid) => Promise.all(markers.map((m) => endProcess(pid, m)))));
+  const namespaces = (await listNetns()).filter((n) => n.startsWith(`${name}-`));
+  for (const ns of namespaces) await deleteNetns(ns);
+  const mounts = mountsUnder(runDir, readFileSync('/proc/mounts', 'utf8'));
+  for (const m of mounts.reverse()) await mustRun(['umount', m.target]);
+  rmSync(runDir, { recursive: true, force: true });
+}
+
+export const nodesOf = (plan: LabPlan): NodePlan[] => plan.clusters.flatMap((c) => c.nodes);
+
+async function buildNetwork(plan: LabPlan): Promise<void> {
+  const { underlay } = plan;
+  await addNetns(underlay.netns);
+  await ipBatch(underlay.netns, [
+    `link add ${underlay.bridge} type bridge`,
+    `link set dev ${underlay.bridge} up`,
+  ]);
+  const hosts = [plan.world, ...plan.clusters.flatMap((c) => [c.controlPlane, ...c.nodes])];
+  for (const host of hosts) {
+    await addNetns(host.netns);
+    await linkToUnderlay(underlay.netns, underlay.bridge, {
+      host: host.netns,
+      underlayIf: host.underlayIf,
+      ip: host.ip,
+      prefixLen: underlay.prefixLen,
+    });
+  }
+  // Hosts outside the clusters reach pods through the pods' nodes (agents route node to node).
+  const podRoutes = nodesOf(plan).map((n) => `route add ${n.podCIDR} via ${n.ip}`);
+  for (const host of [plan.world, ...plan.clusters.map((c) => c.controlPlane)])
+    await ipBatch(host.netns, podRoutes);
+}
+
+/** bpffs per node, mounted from the root mount namespace so it outlives every agent. */
+async function mountBpffs(node: NodePlan): Promise<void> {
+  mkdirSync(node.bpffs, { recursive: true });
+  mkdirSync(node.stateDir, { recursive: true });
+  await mustRun(['mount', '-t', 'bpf', 'bpf', node.bpffs]);
+}
+
+function startAgent(plan: LabPlan, node: NodePlan): number {
+  const config: AgentConfig = {
+    nodeName: node.name,
+    nodeIP: node.ip,
+    podCIDR: node.podCIDR,
+    nodes: plan.clusters
+      .find((c) => c.name === node.cluster)!
+      .nodes.map((n) => ({ name: n.name, underlayIP: n.ip, podCIDR: n.podCIDR })),
+    bpffs: node.bpffs,
+    stateDir: node.stateDir,
+  };
+  const configFile = join(node.dir, 'agent.yaml');
+  writeFileSync(configFile, YAML.stringify(config));
+  const root = repoRoot();
+  const argv = [
+    'nsenter',
+    `--net=${netnsPath(node.netns)}`,
+    '--',
+    process.execPath,
+    '--import',
+    'tsx',
+    join(root, 'agent/main.ts'),
+    '--config',
+    configFile,
+  ];
+  return spawnDetached(argv, join(node.dir, 'agent.log'), root).pid;
+}
+
+async function waitForAgent(node: NodePlan, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const socket = endpointSocketPath(node.stateDir);
+  for (;;) {
+    const answer = await callAgent(socket, { op: 'ping' }, 2000).catch(() => undefined);
+    if (answer?.ok) return;
+    if (Date.now() > deadline) {
+      const log = await runCommand(['tail', '-n', '20', join(node.dir, 'agent.log')]);
+      throw new Error(`agent of ${node.name} not ready after ${timeoutMs} ms; log:\n${log.stdout}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function leastLoaded(nodes: NodePlan[], pods: LabPod[]): NodePlan {
+  const load = (n: NodePlan) => pods.filter((p) => p.node === n.name).length;
+  return nodes.reduce((best, n) => (load(n) < load(best) ? n : best));
+}

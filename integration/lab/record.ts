@@ -1,0 +1,60 @@
+// What a running lab is made of, written to <runDir>/lab.json so `lab down` and `lab status`
+// from another process (or after a crash) know what to end and remove.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../../agent/endpoint/ipam.ts';
+import type { LabPlan } from './config.ts';
+
+export interface PodPort {
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  name?: string;
+}
+
+export interface LabPod {
+  cluster: string;
+  node: string;
+  namespace: string;
+  name: string;
+  /** network namespace name and path */
+  netns: string;
+  netnsPath: string;
+  ip: string;
+  containerId: string;
+  ports: PodPort[];
+  /** the pod's echo server, when it declares ports */
+  echoPid?: number;
+}
+
+export interface LabRecord {
+  plan: LabPlan;
+  agents: Array<{ node: string; pid: number }>;
+  pods: LabPod[];
+}
+
+export const recordPath = (runDir: string): string => join(runDir, 'lab.json');
+
+export function readRecord(runDir: string): LabRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(recordPath(runDir), 'utf8')) as LabRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeRecord(record: LabRecord): void {
+  writeFileAtomic(recordPath(record.plan.runDir), JSON.stringify(record, null, 1));
+}
+
+/** The repository root (holds package.json), from source or from dist/. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir)
+      throw new Error('cannot find the repository root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
