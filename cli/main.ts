@@ -2,12 +2,14 @@
 // its own file under cli/ and registers itself here.
 import { Command } from 'commander';
 import { register as registerPolicy } from './policy.ts';
+import { register as registerCerts } from './certs.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
     .description('Multi-cluster network mesh for Kubernetes: eBPF policy, ClusterMesh, WireGuard')
     .showHelpAfterError();
   registerPolicy(program);
+  registerCerts(program);
   return program;
 }
 
