@@ -1,0 +1,2 @@
+import type { ConformanceCase } from './model.ts';
+export const CILIUM_CASES: ConformanceCase[] = [];
