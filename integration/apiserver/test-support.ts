@@ -1,0 +1,146 @@
+// Fixtures for the API server's privileged tests: a namespace, a real etcd in it, and the API
+// server either in-process (unix socket) or as a process with TCP inside the namespace.
+import type { ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startEtcd, type EtcdOptions, type RunningEtcd } from '../etcd/etcd-runner.ts';
+import { createTestNetns, type TestNetns } from '../etcd/test-netns.ts';
+import { startApiServer } from './server.ts';
+import { startApiServerProcess } from './apiserver-process.ts';
+import { UnixSocketKubeConfig, kubectlConfigYaml } from './client.ts';
+
+export interface ControlPlane {
+  ns: TestNetns;
+  etcd: RunningEtcd;
+  socketPath: string;
+  kubeConfig: UnixSocketKubeConfig;
+  /** Raw HTTP request over the unix socket; resolves with status and parsed JSON body. */
+  request(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<{ status: number; body: any }>;
+}
+
+export async function startControlPlane(
+  t: ExecutionContext,
+  opts: { etcd?: Partial<EtcdOptions> } = {},
+): Promise<ControlPlane> {
+  const ns = createTestNetns('h4api');
+  t.teardown(() => ns.remove());
+  const etcd = await startEtcd({
+    name: `h4api-${randomBytes(3).toString('hex')}`,
+    netns: ns.name,
+    ...opts.etcd,
+  });
+  t.teardown(() => etcd.stop());
+  const client = etcd.client();
+  t.teardown(() => client.close());
+  const socketPath = path.join(etcd.baseDir, 'apiserver.sock');
+  const server = await startApiServer({ etcd: client, socketPath });
+  t.teardown(() => server.stop());
+  const kubeConfig = new UnixSocketKubeConfig(socketPath);
+  t.teardown(() => kubeConfig.close());
+  return {
+    ns,
+    etcd,
+    socketPath,
+    kubeConfig,
+    request: (m, p, b, ct) => rawRequest(socketPath, m, p, b, ct),
+  };
+}
+
+export async function rawRequest(
+  socketPath: string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: any }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, method, path: urlPath, headers: { 'Content-Type': contentType } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // keep the text (watch streams are JSON lines)
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+    req.end();
+  });
+}
+
+export interface KubectlControlPlane extends ControlPlane {
+  tcpAddress: string;
+  /** Runs the machine's kubectl inside the namespace against the server's TCP address. */
+  kubectl(
+    args: string[],
+    stdin?: string,
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** The API server as a separate process in the namespace, with TCP there for kubectl. */
+export async function startKubectlControlPlane(t: ExecutionContext): Promise<KubectlControlPlane> {
+  const ns = createTestNetns('h4kctl');
+  t.teardown(() => ns.remove());
+  const etcd = await startEtcd({
+    name: `h4kctl-${randomBytes(3).toString('hex')}`,
+    netns: ns.name,
+  });
+  t.teardown(() => etcd.stop());
+  const socketPath = path.join(etcd.baseDir, 'apiserver.sock');
+  const tcpAddress = `${ns.address}:6443`;
+  const proc = await startApiServerProcess({
+    netns: ns.name,
+    etcd: etcd.socketEndpoint,
+    socketPath,
+    tcpAddress,
+  });
+  t.teardown(() => proc.stop());
+  const kubeConfig = new UnixSocketKubeConfig(socketPath);
+  t.teardown(() => kubeConfig.close());
+  const kubeconfigPath = path.join(etcd.baseDir, 'kubeconfig');
+  await writeFile(kubeconfigPath, kubectlConfigYaml(tcpAddress));
+  const kubectl = (args: string[], stdin?: string) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(
+        'nsenter',
+        [`--net=/run/netns/${ns.name}`, '/usr/bin/kubectl', ...args],
+        {
+          env: {
+            PATH: process.env['PATH'] ?? '/usr/bin',
+            KUBECONFIG: kubeconfigPath,
+            HOME: etcd.baseDir,
+          },
+          timeout: 60_000,
+        },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      if (stdin !== undefined) child.stdin?.end(stdin);
+    });
+  return {
+    ns,
+    etcd,
+    socketPath,
+    kubeConfig,
+    tcpAddress,
+    kubectl,
+    request: (m, p, b, ct) => rawRequest(socketPath, m, p, b, ct),
+  };
+}
