@@ -16,4 +16,8 @@ export class FakeEndpointDatapath implements EndpointDatapath {
   async detach(ep: EndpointInfo): Promise<void> {
     this.attached.delete(ep.id);
   }
+
+  async attachedIds(): Promise<number[]> {
+    return [...this.attached.keys()];
+  }
 }

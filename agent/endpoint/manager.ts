@@ -69,7 +69,7 @@ export class EndpointManager {
       case 'ping':
         return Promise.resolve({ ok: true });
       case 'list':
-        return Promise.resolve({ ok: true, endpoints: this.list() });
+        return this.serial(() => this.inspect());
       case 'add':
         return this.serial(() => this.add(req)).then(toResponse);
       case 'del':
@@ -90,6 +90,17 @@ export class EndpointManager {
 
   list(): EndpointInfo[] {
     return this.store.all();
+  }
+
+  /** Endpoints, datapath ids and IPAM allocations: what `list` answers, for status and leak checks. */
+  private async inspect(): Promise<EndpointResponse> {
+    const datapathIds = await this.opts.datapath.attachedIds?.();
+    return {
+      ok: true,
+      endpoints: this.list(),
+      ...(datapathIds && { datapathIds }),
+      ipam: Object.fromEntries(this.ipam.allocations()),
+    };
   }
 
   private async add(req: Extract<EndpointRequest, { op: 'add' }>): Promise<Outcome<AddResult>> {

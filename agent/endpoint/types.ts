@@ -45,6 +45,8 @@ export const RESERVED_INIT = 5;
 export interface EndpointDatapath {
   attach(ep: EndpointInfo): Promise<void>;
   detach(ep: EndpointInfo): Promise<void>;
+  /** optional, for diagnostics and leak checks: ids of the endpoints the datapath holds */
+  attachedIds?(): Promise<number[]>;
 }
 
 /** CNI plugin -> agent, one JSON line per connection. */
@@ -77,7 +79,13 @@ export interface AddResult {
 }
 
 export type EndpointResponse =
-  | { ok: true; result?: AddResult; endpoints?: EndpointInfo[] }
+  | {
+      ok: true;
+      result?: AddResult;
+      endpoints?: EndpointInfo[];
+      datapathIds?: number[];
+      ipam?: Record<string, string>;
+    }
   | { ok: false; error: EndpointError };
 
 /** CNI spec error codes used here (spec 1.0 "Error" section), plus our plugin-specific ones. */

@@ -134,6 +134,24 @@ export class Lab {
     writeRecord(this.record);
   }
 
+  /** Ends a node's agent and starts a new one on the same state dir and bpffs (restart test). */
+  async restartAgent(nodeName: string, readyTimeoutMs = 30_000): Promise<void> {
+    const node = this.node(nodeName);
+    const entry = this.record.agents.find((a) => a.node === nodeName);
+    if (entry) await endProcess(entry.pid, `${this.plan.runDir}/`);
+    const pid = startAgent(this.plan, node);
+    this.record.agents = [
+      ...this.record.agents.filter((a) => a.node !== nodeName),
+      { node: nodeName, pid },
+    ];
+    writeRecord(this.record);
+    await waitForAgent(node, readyTimeoutMs);
+  }
+
+  agentPid(nodeName: string): number | undefined {
+    return this.record.agents.find((a) => a.node === nodeName)?.pid;
+  }
+
   async down(): Promise<void> {
     await downLab(this.plan.name);
   }
