@@ -144,3 +144,75 @@ export async function startKubectlControlPlane(t: ExecutionContext): Promise<Kub
     request: (m, p, b, ct) => rawRequest(socketPath, m, p, b, ct),
   };
 }
+
+export interface WatchEvent {
+  type: string;
+  object: any;
+}
+
+export interface OpenWatch {
+  /** Resolves with the next event, or rejects after timeoutMs. */
+  next(timeoutMs?: number): Promise<WatchEvent>;
+  /** Collects events until none arrives for quietMs. */
+  drain(quietMs?: number): Promise<WatchEvent[]>;
+  /** Resolves when the server ended the stream. */
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** A raw watch over the unix socket, reading kube-apiserver's JSON-lines stream. */
+export async function openWatch(socketPath: string, urlPath: string): Promise<OpenWatch> {
+  const { request } = await import('node:http');
+  const queue: WatchEvent[] = [];
+  const waiters: ((e: WatchEvent) => void)[] = [];
+  let endResolve!: () => void;
+  const ended = new Promise<void>((r) => (endResolve = r));
+  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    const req = request({ socketPath, path: urlPath }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+  let buf = '';
+  res.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const ev = JSON.parse(buf.slice(0, i)) as WatchEvent;
+      buf = buf.slice(i + 1);
+      const w = waiters.shift();
+      if (w) w(ev);
+      else queue.push(ev);
+    }
+  });
+  res.on('end', () => endResolve());
+  res.on('close', () => endResolve());
+  const next = (timeoutMs = 5000) =>
+    new Promise<WatchEvent>((resolve, reject) => {
+      const queued = queue.shift();
+      if (queued) return resolve(queued);
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(done), 1);
+        reject(new Error(`no watch event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (e: WatchEvent) => {
+        clearTimeout(timer);
+        resolve(e);
+      };
+      waiters.push(done);
+    });
+  return {
+    next,
+    async drain(quietMs = 300) {
+      const out: WatchEvent[] = [];
+      for (;;) {
+        try {
+          out.push(await next(quietMs));
+        } catch {
+          return out;
+        }
+      }
+    },
+    ended,
+    close: () => res.destroy(),
+  };
+}
