@@ -19,9 +19,12 @@ export function parsePrefix(text: string): Prefix {
   try {
     parsed = text.includes('/') ? ipaddr.parseCIDR(text) : [ipaddr.parse(text), -1];
   } catch (cause) {
-    throw Object.assign(datapathError(`'${text}' is not an IP address or CIDR: give e.g. 10.0.0.1 or 10.0.0.0/8`), {
-      cause,
-    });
+    throw Object.assign(
+      datapathError(`'${text}' is not an IP address or CIDR: give e.g. 10.0.0.1 or 10.0.0.0/8`),
+      {
+        cause,
+      },
+    );
   }
   const [ip, len] = parsed;
   const v4 = ip.kind() === 'ipv4';

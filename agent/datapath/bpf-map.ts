@@ -67,7 +67,8 @@ export class BpfMap<K, V> {
     for (;;) {
       const next = Buffer.alloc(this.codec.keySize);
       if (!addon.mapNextKey(this.fd, prev, next)) return;
-      if (addon.mapLookup(this.fd, next, value)) yield [this.codec.decodeKey(next), this.codec.decodeValue(value)];
+      if (addon.mapLookup(this.fd, next, value))
+        yield [this.codec.decodeKey(next), this.codec.decodeValue(value)];
       prev = next;
     }
   }

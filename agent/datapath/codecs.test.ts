@@ -20,7 +20,11 @@ function roundTrip<K, V>(codec: Codec<K, V>, key: K, value: V): { key: K; value:
 }
 
 test('ipcache key is prefixlen 32+bits, family, pad, addr; value keeps host and flags', (t) => {
-  const r = roundTrip(ipcacheCodec, '10.1.2.0/24', { identity: 0x10005, hostIp: '172.18.0.5', encrypt: true });
+  const r = roundTrip(ipcacheCodec, '10.1.2.0/24', {
+    identity: 0x10005,
+    hostIp: '172.18.0.5',
+    encrypt: true,
+  });
   t.is(r.key, '10.1.2.0/24');
   t.deepEqual(r.value, { identity: 0x10005, hostIp: '172.18.0.5', encrypt: true });
   t.is(r.kbuf.readUInt32LE(0), 56);
@@ -28,7 +32,11 @@ test('ipcache key is prefixlen 32+bits, family, pad, addr; value keeps host and 
   t.deepEqual([...r.kbuf.subarray(8, 12)], [10, 1, 2, 0]);
   t.is(roundTrip(ipcacheCodec, '10.1.2.7', { identity: 1, encrypt: false }).key, '10.1.2.7/32');
   t.is(roundTrip(ipcacheCodec, 'fd00::1/64', { identity: 9, encrypt: false }).key, 'fd00::/64');
-  t.is(roundTrip(ipcacheCodec, '10.9.9.9/8', { identity: 9, encrypt: false }).key, '10.0.0.0/8', 'host bits zeroed');
+  t.is(
+    roundTrip(ipcacheCodec, '10.9.9.9/8', { identity: 9, encrypt: false }).key,
+    '10.0.0.0/8',
+    'host bits zeroed',
+  );
 });
 
 test('ipcache rejects a malformed address with a coded error', (t) => {
@@ -37,7 +45,13 @@ test('ipcache rejects a malformed address with a coded error', (t) => {
 });
 
 test('endpoint codec mirrors endpoint_key / endpoint_value', (t) => {
-  const v = { endpointId: 77, ifindex: 12, identity: 0x2_0001, ingressEnforced: true, egressEnforced: false };
+  const v = {
+    endpointId: 77,
+    ifindex: 12,
+    identity: 0x2_0001,
+    ingressEnforced: true,
+    egressEnforced: false,
+  };
   const r = roundTrip(endpointCodec, '10.1.0.5', v);
   t.is(r.key, '10.1.0.5');
   t.deepEqual(r.value, v);
@@ -49,7 +63,13 @@ const arbPolicyKey = fc
     endpointId: fc.integer({ min: 0, max: 0xffff }),
     direction: fc.constantFrom('ingress' as const, 'egress' as const),
     peer: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: (1 << 24) + 1000 })),
-    protocol: fc.constantFrom(Protocol.ANY, Protocol.TCP, Protocol.UDP, Protocol.ICMP, Protocol.SCTP),
+    protocol: fc.constantFrom(
+      Protocol.ANY,
+      Protocol.TCP,
+      Protocol.UDP,
+      Protocol.ICMP,
+      Protocol.SCTP,
+    ),
     port: fc.integer({ min: 0, max: 0xffff }),
     portPrefixLen: fc.integer({ min: 0, max: 16 }),
   })
@@ -85,7 +105,14 @@ test('policy key puts the port in network order with a port-range prefix', (t) =
 test('policy key for any protocol refuses a port', (t) => {
   const e = t.throws(() =>
     policyCodec.encodeKey(
-      { endpointId: 1, direction: 'ingress', peer: 0, protocol: Protocol.ANY, port: 80, portPrefixLen: 16 },
+      {
+        endpointId: 1,
+        direction: 'ingress',
+        peer: 0,
+        protocol: Protocol.ANY,
+        port: 80,
+        portPrefixLen: 16,
+      },
       Buffer.alloc(16),
     ),
   );
@@ -93,7 +120,11 @@ test('policy key for any protocol refuses a port', (t) => {
 });
 
 test('prefix codec: prefixlen 64+bits and class id', (t) => {
-  const r = roundTrip(prefixCodec, { endpointId: 3, direction: 'ingress', cidr: '10.2.0.0/16' }, { classId: (1 << 24) + 7 });
+  const r = roundTrip(
+    prefixCodec,
+    { endpointId: 3, direction: 'ingress', cidr: '10.2.0.0/16' },
+    { classId: (1 << 24) + 7 },
+  );
   t.deepEqual(r.key, { endpointId: 3, direction: 'ingress', cidr: '10.2.0.0/16' });
   t.deepEqual(r.value, { classId: (1 << 24) + 7 });
   t.is(r.kbuf.readUInt32LE(0), 80);

@@ -47,7 +47,7 @@ export function counterCodec(cpus: number): Codec<number, EndpointCounters> {
       out.fill(0);
       const dirs = [v.ingress, v.egress];
       dirs.forEach((d, i) => {
-        out.writeBigUInt64LE(d.forwardedPackets, (i * 2) * 8);
+        out.writeBigUInt64LE(d.forwardedPackets, i * 2 * 8);
         out.writeBigUInt64LE(d.droppedPackets, (i * 2 + 1) * 8);
         out.writeBigUInt64LE(d.forwardedBytes, 32 + i * 2 * 8);
         out.writeBigUInt64LE(d.droppedBytes, 32 + (i * 2 + 1) * 8);
@@ -60,4 +60,5 @@ export function counterCodec(cpus: number): Codec<number, EndpointCounters> {
 }
 
 export type CounterMap = BpfMap<number, EndpointCounters>;
-export const counterMap = (fd: number, cpus: number): CounterMap => new BpfMap(fd, counterCodec(cpus));
+export const counterMap = (fd: number, cpus: number): CounterMap =>
+  new BpfMap(fd, counterCodec(cpus));

@@ -89,7 +89,9 @@ export class CtMap extends BpfMap<CtKey, CtValue> {
   /** Live (unexpired) connections of one endpoint. */
   connections(endpointId: number): Array<[CtKey, CtValue]> {
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, like bpf_ktime_get_ns
-    return [...this.entries()].filter(([k, v]) => k.endpointId === endpointId && v.expiresNs >= now);
+    return [...this.entries()].filter(
+      ([k, v]) => k.endpointId === endpointId && v.expiresNs >= now,
+    );
   }
 
   /** Removes every entry of an endpoint (on endpoint deletion); returns how many. */

@@ -26,6 +26,8 @@ export interface DatapathOptions {
   pinRoot: string;
   /** defaults to bpf/build/pod.o of this checkout */
   bpfObjectPath?: string;
+  /** network namespace of the pod veths (e.g. /run/netns/NODE); default: the caller's own */
+  netns?: string;
 }
 
 /** tc filter slot of the pod programs; replacing at the same slot is atomic. */
@@ -78,7 +80,7 @@ export function openDatapath(opts: DatapathOptions): Datapath {
   mkdirSync(opts.pinRoot, { recursive: true });
   const handle = addon.objectOpen(objectPath, opts.pinRoot);
   try {
-    return new LoadedDatapath(handle, opts.pinRoot);
+    return new LoadedDatapath(handle, opts.pinRoot, opts.netns);
   } catch (e) {
     addon.objectClose(handle);
     throw e;
@@ -101,6 +103,7 @@ class LoadedDatapath implements Datapath {
   constructor(
     private readonly handle: number,
     pinRoot: string,
+    private readonly netns?: string,
   ) {
     const addon = nativeAddon();
     const fd = (name: string): number => addon.mapFd(handle, name);
@@ -118,7 +121,9 @@ class LoadedDatapath implements Datapath {
 
   mapIds(): Record<string, number> {
     const addon = nativeAddon();
-    return Object.fromEntries(Object.values(MapNames).map((n) => [n, addon.mapInfo(addon.mapFd(this.handle, n)).id]));
+    return Object.fromEntries(
+      Object.values(MapNames).map((n) => [n, addon.mapInfo(addon.mapFd(this.handle, n)).id]),
+    );
   }
 
   programIds(): { fromPod: number; toPod: number } {
@@ -128,25 +133,41 @@ class LoadedDatapath implements Datapath {
 
   attachEndpoint({ ifindex }: { ifindex: number }): AttachResult {
     const addon = nativeAddon();
-    addon.tcEnsureClsact(ifindex);
+    addon.tcEnsureClsact(ifindex, this.netns);
     return {
-      ingressProgramId: addon.tcAttach(ifindex, 'ingress', this.fromPodFd, TC_HANDLE, TC_PRIORITY, true),
-      egressProgramId: addon.tcAttach(ifindex, 'egress', this.toPodFd, TC_HANDLE, TC_PRIORITY, true),
+      ingressProgramId: addon.tcAttach(
+        ifindex,
+        'ingress',
+        this.fromPodFd,
+        TC_HANDLE,
+        TC_PRIORITY,
+        true,
+        this.netns,
+      ),
+      egressProgramId: addon.tcAttach(
+        ifindex,
+        'egress',
+        this.toPodFd,
+        TC_HANDLE,
+        TC_PRIORITY,
+        true,
+        this.netns,
+      ),
     };
   }
 
   detachEndpoint({ ifindex }: { ifindex: number }): boolean {
     const addon = nativeAddon();
-    const a = addon.tcDetach(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY);
-    const b = addon.tcDetach(ifindex, 'egress', TC_HANDLE, TC_PRIORITY);
+    const a = addon.tcDetach(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns);
+    const b = addon.tcDetach(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns);
     return a || b;
   }
 
   attached({ ifindex }: { ifindex: number }): AttachResult {
     const addon = nativeAddon();
     return {
-      ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY),
-      egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY),
+      ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns),
+      egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns),
     };
   }
 
@@ -154,10 +175,16 @@ class LoadedDatapath implements Datapath {
     const mine = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
     const setFlags = (): void => {
       for (const [ip, v] of mine)
-        this.endpoints.set(ip, { ...v, ingressEnforced: policy.ingressEnforced, egressEnforced: policy.egressEnforced });
+        this.endpoints.set(ip, {
+          ...v,
+          ingressEnforced: policy.ingressEnforced,
+          egressEnforced: policy.egressEnforced,
+        });
     };
     const loosening = mine.some(
-      ([, v]) => (v.ingressEnforced && !policy.ingressEnforced) || (v.egressEnforced && !policy.egressEnforced),
+      ([, v]) =>
+        (v.ingressEnforced && !policy.ingressEnforced) ||
+        (v.egressEnforced && !policy.egressEnforced),
     );
     if (loosening) setFlags();
     this.prefixes.replace(endpointId, policy.prefixes);

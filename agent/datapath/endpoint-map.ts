@@ -32,7 +32,11 @@ export const endpointCodec: Codec<EndpointKey, EndpointValue> = {
     out.writeUInt32LE(v.endpointId, 0);
     out.writeUInt32LE(v.ifindex, 4);
     out.writeUInt32LE(v.identity, 8);
-    out.writeUInt8((v.ingressEnforced ? EP_F_INGRESS_ENFORCED : 0) | (v.egressEnforced ? EP_F_EGRESS_ENFORCED : 0), 12);
+    out.writeUInt8(
+      (v.ingressEnforced ? EP_F_INGRESS_ENFORCED : 0) |
+        (v.egressEnforced ? EP_F_EGRESS_ENFORCED : 0),
+      12,
+    );
   },
   decodeValue(buf) {
     const flags = buf.readUInt8(12);

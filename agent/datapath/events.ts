@@ -34,9 +34,12 @@ export const FLOW_EVENT_SIZE = 72;
 
 export function decodeFlowEvent(buf: Buffer): FlowEvent {
   if (buf.length < FLOW_EVENT_SIZE)
-    throw Object.assign(new Error(`flow event of ${buf.length} bytes, expected ${FLOW_EVENT_SIZE}: rebuild bpf/`), {
-      code: 'EDATAPATH_EVENT',
-    });
+    throw Object.assign(
+      new Error(`flow event of ${buf.length} bytes, expected ${FLOW_EVENT_SIZE}: rebuild bpf/`),
+      {
+        code: 'EDATAPATH_EVENT',
+      },
+    );
   // { u64 ts; u32 endpoint_id; u32 ifindex; u32 src_identity; u32 dst_identity; u8 saddr[16];
   //   u8 daddr[16]; be16 sport; be16 dport; u8 protocol; u8 family; u8 direction; u8 verdict;
   //   u8 drop_reason; u8 tcp_flags; u8 flags; u8 pad; u32 len; }

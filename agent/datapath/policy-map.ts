@@ -19,7 +19,8 @@ export interface PolicyValue {
   deny: boolean;
 }
 
-export const encodeDirection = (d: Direction): number => (d === 'ingress' ? DIR_INGRESS : DIR_EGRESS);
+export const encodeDirection = (d: Direction): number =>
+  d === 'ingress' ? DIR_INGRESS : DIR_EGRESS;
 export const decodeDirection = (b: number): Direction => (b === DIR_INGRESS ? 'ingress' : 'egress');
 
 function invalid(message: string): Error {
@@ -30,9 +31,12 @@ function invalid(message: string): Error {
 export function canonicalPolicyKey(k: PolicyKey): PolicyKey {
   if (!Number.isInteger(k.portPrefixLen) || k.portPrefixLen < 0 || k.portPrefixLen > 16)
     throw invalid(`portPrefixLen ${k.portPrefixLen} is outside 0..16`);
-  if (!Number.isInteger(k.port) || k.port < 0 || k.port > 0xffff) throw invalid(`port ${k.port} is outside 0..65535`);
+  if (!Number.isInteger(k.port) || k.port < 0 || k.port > 0xffff)
+    throw invalid(`port ${k.port} is outside 0..65535`);
   if (k.protocol === Protocol.ANY && (k.portPrefixLen !== 0 || k.port !== 0))
-    throw invalid('a policy entry for any protocol cannot name a port: set protocol, or port and portPrefixLen to 0');
+    throw invalid(
+      'a policy entry for any protocol cannot name a port: set protocol, or port and portPrefixLen to 0',
+    );
   const mask = k.portPrefixLen === 0 ? 0 : (0xffff << (16 - k.portPrefixLen)) & 0xffff;
   return { ...k, port: k.port & mask };
 }
@@ -42,7 +46,8 @@ export const policyCodec: Codec<PolicyKey, PolicyValue> = {
   valueSize: 4, // { u8 flags; u8 pad[3]; }
   encodeKey(key, out) {
     const k = canonicalPolicyKey(key);
-    const prefixlen = k.protocol === Protocol.ANY ? POLICY_PREFIX_BASE : POLICY_PREFIX_BASE + 8 + k.portPrefixLen;
+    const prefixlen =
+      k.protocol === Protocol.ANY ? POLICY_PREFIX_BASE : POLICY_PREFIX_BASE + 8 + k.portPrefixLen;
     out.fill(0);
     out.writeUInt32LE(prefixlen, 0);
     out.writeUInt32LE(k.endpointId, 4);
@@ -98,7 +103,9 @@ export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
   apply(endpointId: number, delta: PolicyDelta): void {
     this.setMany(delta.add.map((e) => [toKey(endpointId, e), { deny: e.deny }] as const));
     const added = new Set(delta.add.map(policyKeyId));
-    this.deleteMany(delta.remove.filter((e) => !added.has(policyKeyId(e))).map((e) => toKey(endpointId, e)));
+    this.deleteMany(
+      delta.remove.filter((e) => !added.has(policyKeyId(e))).map((e) => toKey(endpointId, e)),
+    );
   }
 
   /** Every entry of one endpoint as the kernel holds it. */
@@ -116,7 +123,9 @@ export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
   replace(endpointId: number, entries: PolicyEntry[]): PolicyDelta {
     const current = new Map(this.read(endpointId).map((e) => [policyKeyId(e), e]));
     const wanted = new Map(entries.map((e) => [policyKeyId(e), e]));
-    const add = [...wanted.entries()].filter(([id, e]) => current.get(id)?.deny !== e.deny).map(([, e]) => e);
+    const add = [...wanted.entries()]
+      .filter(([id, e]) => current.get(id)?.deny !== e.deny)
+      .map(([, e]) => e);
     const remove = [...current.entries()].filter(([id]) => !wanted.has(id)).map(([, e]) => e);
     this.apply(endpointId, { add, remove });
     return { add, remove };

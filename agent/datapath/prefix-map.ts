@@ -65,20 +65,25 @@ export class PrefixMap extends BpfMap<PrefixKey, PrefixValue> {
   apply(endpointId: number, delta: PrefixDelta): void {
     this.setMany(delta.add.map((e) => [toKey(endpointId, e), { classId: e.classId }] as const));
     const added = new Set(delta.add.map(keyId));
-    this.deleteMany(delta.remove.filter((e) => !added.has(keyId(e))).map((e) => toKey(endpointId, e)));
+    this.deleteMany(
+      delta.remove.filter((e) => !added.has(keyId(e))).map((e) => toKey(endpointId, e)),
+    );
   }
 
   read(endpointId: number): PrefixEntry[] {
     const out: PrefixEntry[] = [];
     for (const [k, v] of this.entries())
-      if (k.endpointId === endpointId) out.push({ direction: k.direction, cidr: k.cidr, classId: v.classId });
+      if (k.endpointId === endpointId)
+        out.push({ direction: k.direction, cidr: k.cidr, classId: v.classId });
     return out;
   }
 
   replace(endpointId: number, entries: PrefixEntry[]): PrefixDelta {
     const current = new Map(this.read(endpointId).map((e) => [keyId(e), e]));
     const wanted = new Map(entries.map((e) => [keyId(e), e]));
-    const add = [...wanted.entries()].filter(([id, e]) => current.get(id)?.classId !== e.classId).map(([, e]) => e);
+    const add = [...wanted.entries()]
+      .filter(([id, e]) => current.get(id)?.classId !== e.classId)
+      .map(([, e]) => e);
     const remove = [...current.entries()].filter(([id]) => !wanted.has(id)).map(([, e]) => e);
     this.apply(endpointId, { add, remove });
     return { add, remove };

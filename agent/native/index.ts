@@ -56,8 +56,10 @@ export interface NativeAddon {
   /** key null = first key; false when there is no next key */
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
 
+  // tc calls take an optional network namespace path (e.g. /run/netns/NAME) to act in; the
+  // calling thread returns to its own namespace before the call returns.
   /** creates the clsact qdisc; false when it already existed */
-  tcEnsureClsact(ifindex: number): boolean;
+  tcEnsureClsact(ifindex: number, netns?: string): boolean;
   /** returns the attached program id; replace = atomic swap of the filter at handle/priority */
   tcAttach(
     ifindex: number,
@@ -66,10 +68,23 @@ export interface NativeAddon {
     handle: number,
     priority: number,
     replace: boolean,
+    netns?: string,
   ): number;
   /** program id at handle/priority, 0 when none */
-  tcQuery(ifindex: number, point: TcAttachPoint, handle: number, priority: number): number;
-  tcDetach(ifindex: number, point: TcAttachPoint, handle: number, priority: number): boolean;
+  tcQuery(
+    ifindex: number,
+    point: TcAttachPoint,
+    handle: number,
+    priority: number,
+    netns?: string,
+  ): number;
+  tcDetach(
+    ifindex: number,
+    point: TcAttachPoint,
+    handle: number,
+    priority: number,
+    netns?: string,
+  ): boolean;
 
   /** records arrive in batches from the event loop; keepAlive = the consumer holds the loop open */
   ringbufOpen(mapFd: number, onRecords: (records: Buffer[]) => void, keepAlive: boolean): number;
@@ -107,5 +122,9 @@ export function nativeAddon(): NativeAddon {
 }
 
 export function isNativeError(e: unknown): e is NativeError {
-  return e instanceof Error && typeof (e as NativeError).op === 'string' && typeof (e as NativeError).code === 'string';
+  return (
+    e instanceof Error &&
+    typeof (e as NativeError).op === 'string' &&
+    typeof (e as NativeError).code === 'string'
+  );
 }
