@@ -42,6 +42,8 @@ export interface UpOptions {
   /** test hook: throw after this step, to exercise cleanup of a failed start */
   failAfter?: 'namespaces' | 'mounts' | 'agents';
   agentReadyTimeoutMs?: number;
+  /** period of each agent's full route pass (agent default 10 s) */
+  routeIntervalMs?: number;
 }
 
 export class Lab {
@@ -73,7 +75,7 @@ export class Lab {
       for (const node of nodesOf(plan)) await mountBpffs(node);
       if (opts.failAfter === 'mounts') throw new Error('simulated failure after mounts');
       for (const node of nodesOf(plan)) {
-        record.agents.push({ node: node.name, pid: startAgent(plan, node) });
+        record.agents.push({ node: node.name, pid: startAgent(plan, node, opts.routeIntervalMs) });
         writeRecord(record);
       }
       await Promise.all(
@@ -139,7 +141,7 @@ export class Lab {
     const node = this.node(nodeName);
     const entry = this.record.agents.find((a) => a.node === nodeName);
     if (entry) await endProcess(entry.pid, `${this.plan.runDir}/`);
-    const pid = startAgent(this.plan, node);
+    const pid = spawnAgent(node); // same config file as before
     this.record.agents = [
       ...this.record.agents.filter((a) => a.node !== nodeName),
       { node: nodeName, pid },
@@ -210,8 +212,9 @@ async function mountBpffs(node: NodePlan): Promise<void> {
   await mustRun(['mount', '-t', 'bpf', 'bpf', node.bpffs]);
 }
 
-function startAgent(plan: LabPlan, node: NodePlan): number {
+function startAgent(plan: LabPlan, node: NodePlan, routeIntervalMs?: number): number {
   const config: AgentConfig = {
+    ...(routeIntervalMs !== undefined && { routeIntervalMs }),
     nodeName: node.name,
     nodeIP: node.ip,
     podCIDR: node.podCIDR,
@@ -221,8 +224,13 @@ function startAgent(plan: LabPlan, node: NodePlan): number {
     bpffs: node.bpffs,
     stateDir: node.stateDir,
   };
+  writeFileSync(join(node.dir, 'agent.yaml'), YAML.stringify(config));
+  return spawnAgent(node);
+}
+
+/** Starts the node's agent inside the node's network namespace only (as with hostNetwork). */
+function spawnAgent(node: NodePlan): number {
   const configFile = join(node.dir, 'agent.yaml');
-  writeFileSync(configFile, YAML.stringify(config));
   const root = repoRoot();
   const argv = [
     'nsenter',
