@@ -42,7 +42,12 @@ export interface WatchSink {
   error(err: ApiError): void;
 }
 
-const MAX_UPDATE_RETRIES = 16;
+// Like kube-apiserver's GuaranteedUpdate: retry lost races until a deadline, with jitter.
+const UPDATE_DEADLINE_MS = 10_000;
+const retryPause = (attempt: number) =>
+  attempt < 3
+    ? Promise.resolve()
+    : new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
 
 export class ObjectStore {
   constructor(
@@ -146,7 +151,9 @@ export class ObjectStore {
     mutate: (current: KubeObject) => KubeObject | Promise<KubeObject>,
   ): Promise<KubeObject> {
     const key = Buffer.from(this.key(r, namespace, name));
-    for (let attempt = 0; attempt < MAX_UPDATE_RETRIES; attempt++) {
+    const deadline = Date.now() + UPDATE_DEADLINE_MS;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      await retryPause(attempt);
       const cur = (await this.etcd.kv.range({ key })).kvs[0];
       if (!cur) throw notFound(r, name);
       const next = await mutate(decode(cur));
@@ -160,7 +167,7 @@ export class ObjectStore {
     throw conflict(r, name, 'the object is being modified too often; try again');
   }
 
-  /** Deletes if the object still has `expectedVersion` (when given); returns the last state. */
+  /** Deletes after `check` accepted the current state (preconditions); returns that state. */
   async delete(
     r: ResourceType,
     namespace: string | undefined,
@@ -168,7 +175,9 @@ export class ObjectStore {
     check?: (current: KubeObject) => void,
   ): Promise<KubeObject> {
     const key = Buffer.from(this.key(r, namespace, name));
-    for (let attempt = 0; attempt < MAX_UPDATE_RETRIES; attempt++) {
+    const deadline = Date.now() + UPDATE_DEADLINE_MS;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      await retryPause(attempt);
       const cur = (await this.etcd.kv.range({ key })).kvs[0];
       if (!cur) throw notFound(r, name);
       const obj = decode(cur);

@@ -61,26 +61,30 @@ export async function rawRequest(
   contentType = 'application/json',
 ): Promise<{ status: number; body: any }> {
   const { request } = await import('node:http');
+  const payload =
+    body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  // Content-Length always: Node frames no body on DELETE otherwise.
+  const headers = {
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(payload ?? ''),
+  };
   return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath, method, path: urlPath, headers: { 'Content-Type': contentType } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // keep the text (watch streams are JSON lines)
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
+    const req = request({ socketPath, method, path: urlPath, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // keep the text (watch streams are JSON lines)
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
     req.on('error', reject);
-    if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+    if (payload !== undefined) req.write(payload);
     req.end();
   });
 }
