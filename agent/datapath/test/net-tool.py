@@ -84,6 +84,17 @@ def tcp_stream(ip, port, seconds, interval):
             out(seq=seq, ok=False, error=type(e).__name__); return
         time.sleep(interval)
 
+def udp_flood(ip, port, seconds):
+    """Sends small UDP packets as fast as it can for `seconds` (at most 2,000,000)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out(flooding=ip)
+    end = time.time() + seconds; sent = 0
+    while sent < 2000000 and time.time() < end:
+        for _ in range(100):
+            try: s.sendto(b'x', (ip, port)); sent += 1
+            except OSError: pass
+    out(sent=sent)
+
 def checksum(data):
     if len(data) % 2: data += b'\0'
     s = sum(struct.unpack('!%dH' % (len(data) // 2), data))
@@ -143,6 +154,7 @@ def main():
     elif mode == 'udp-send': udp_send(args[0], int(args[1]), float(args[2]), int(args[3]) if len(args) > 3 else 0)
     elif mode == 'tcp-stream': tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]))
     elif mode == 'raw': raw_send(args[0], args[1], args[2], int(args[3]), int(args[4]), args[5] if len(args) > 5 else '')
+    elif mode == 'udp-flood': udp_flood(args[0], int(args[1]), float(args[2]))
     elif mode == 'ping': ping(args[0], float(args[1]))
     elif mode == 'sniff': sniff(args[0], int(args[1]), float(args[2]))
     else: sys.exit('unknown mode ' + mode)
