@@ -69,13 +69,13 @@ export class SelectorCache {
 
   /** Adds an identity; returns the keys of selectors that now select it. */
   upsertIdentity(id: number, labels: SecurityLabels): string[] {
-    if (this.identities.has(id)) this.removeIdentity(id);
+    // a relabelled identity leaves the selectors it matched before: report those too
+    const changed: string[] = this.identities.has(id) ? this.removeIdentity(id) : [];
     this.identities.set(id, labels);
-    const changed: string[] = [];
     const visit = (slot: Slot) => {
       if (matches(slot.selector, labels)) {
         slot.ids.add(id);
-        changed.push(slot.selector.key);
+        changed.push(slot.selector.key); // duplicates are harmless: callers take the union
       }
     };
     for (const [k, v] of labels) this.index.get(`${k}=${v}`)?.forEach(visit);
