@@ -104,6 +104,23 @@ export const RESOURCES: readonly ResourceType[] = [
     selectableFields: ['spec.clusterIP', 'spec.type'],
     mergeKeys: { 'spec.ports': 'port', 'status.conditions': 'type' },
   }),
+  // kubectl describe lists a Pod's events; nothing in the lab writes them yet.
+  kind('', 'v1', 'Event', 'events', true, {
+    shortNames: ['ev'],
+    selectableFields: [
+      'involvedObject.kind',
+      'involvedObject.namespace',
+      'involvedObject.name',
+      'involvedObject.uid',
+      'involvedObject.apiVersion',
+      'involvedObject.resourceVersion',
+      'involvedObject.fieldPath',
+      'reason',
+      'reportingComponent',
+      'source',
+      'type',
+    ],
+  }),
   kind('', 'v1', 'ConfigMap', 'configmaps', true, { shortNames: ['cm'] }),
   kind('', 'v1', 'Secret', 'secrets', true, { selectableFields: ['type'] }),
   kind('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
