@@ -212,7 +212,7 @@ for (const [what, obj, field, type] of INVALID) {
     t.is(res.error.code, 'POLICY_INVALID');
     const cause = res.error.causes.find((c) => c.field === field);
     t.truthy(cause, `no error at ${field}; got ${res.error.message}`);
-    t.is<string | undefined>(cause?.type, type);
+    t.is(cause?.type as string | undefined, type);
     t.true(res.error.message.includes(`${field}: ${type}`));
     t.regex(
       res.error.message,
