@@ -56,10 +56,17 @@ export function encodeLabels(labels: readonly Label[]): string {
   return out;
 }
 
-/** Decodes a label string from an untrusted store; the canonical (sorted) form is required. */
+/**
+ * Decodes a label string from an untrusted store into canonical (sorted) order. Writers that sort
+ * differently are accepted (the label set is what matters); a repeated source:key is refused,
+ * as it would make the set ambiguous.
+ */
 export function decodeLabels(text: string): Validated<Label[]> {
-  if (text === '' || !text.endsWith(';'))
-    return bad(`label string ${JSON.stringify(text)} must be non-empty and end in ';'`);
+  if (text === '' || !text.endsWith(';')) {
+    return bad(
+      `label string ${JSON.stringify(text.slice(0, 200))} must be non-empty and end in ';'`,
+    );
+  }
   const labels: Label[] = [];
   for (const item of text.slice(0, -1).split(';')) {
     const colon = item.indexOf(':');
@@ -72,16 +79,11 @@ export function decodeLabels(text: string): Validated<Label[]> {
       value: item.slice(eq + 1),
     });
   }
+  labels.sort(compareLabels);
   for (let i = 1; i < labels.length; i++) {
-    const order = compareLabels(labels[i - 1]!, labels[i]!);
-    if (order >= 0) {
-      return bad(
-        `labels ${JSON.stringify(text)} are not sorted or repeat a key (label ${i + 1} out of order)`,
-      );
-    }
-    if (labels[i - 1]!.key === labels[i]!.key && labels[i - 1]!.source === labels[i]!.source) {
-      return bad(`label ${labels[i]!.source}:${labels[i]!.key} appears twice`);
-    }
+    const [a, b] = [labels[i - 1]!, labels[i]!];
+    if (a.key === b.key && a.source === b.source)
+      return bad(`label ${b.source}:${b.key} appears twice`);
   }
   return { ok: true, value: labels };
 }

@@ -25,7 +25,7 @@ export const RejectReason = {
   ClusterIdInUse: 'cluster-id-in-use',
   /** the key's name/IP disagrees with the value's */
   KeyValueMismatch: 'key-value-mismatch',
-  /** a numeric identity outside the remote's range (clusterID << 16 | 1..0xffff) */
+  /** a numeric identity outside the remote's range (clusterID << 16 | 0..0xffff) */
   IdentityOutOfRange: 'identity-out-of-range',
   /** a reserved identity (1..255) where a workload identity is required */
   IdentityReserved: 'identity-reserved',

@@ -38,8 +38,8 @@ function mesh(): MeshTable {
   return m;
 }
 
-const c2Id = identityRange(2).first + 4; // 131077
-const c3Id = identityRange(3).first + 4;
+const c2Id = identityRange(2).first + 5; // 131077 (c2, local 5)
+const c3Id = identityRange(3).first + 5;
 
 const labels = (cluster: string | null) =>
   `k8s:app=db;${cluster === null ? '' : `k8s:io.cilium.k8s.policy.cluster=${cluster};`}k8s:io.kubernetes.pod.namespace=prod;`;
@@ -155,8 +155,8 @@ const REJECTED: Case[] = [
   ],
   ['reserved identity key', [identityKey(1), labels('c2')], RejectReason.IdentityReserved],
   [
-    'identity labels unsorted',
-    [identityKey(c2Id), 'k8s:z=1;k8s:a=1;'],
+    'identity labels with a repeated key',
+    [identityKey(c2Id), 'k8s:a=1;k8s:a=2;'],
     RejectReason.MalformedValue,
   ],
   ['ipcache with reserved identity (world)', ipc({ ID: 2 }), RejectReason.IdentityReserved],
@@ -256,6 +256,16 @@ const ACCEPTED: Array<[string, string[], RemoteRecord['kind']]> = [
   [
     'the last identity of its range',
     [identityKey(identityRange(2).last), labels('c2')],
+    'identity',
+  ],
+  [
+    "the first identity of its range (Cilium's minimum)",
+    [identityKey(2 << 16), labels('c2')],
+    'identity',
+  ],
+  [
+    'identity labels in another writer order',
+    [identityKey(c2Id), 'k8s:z=1;' + labels('c2')],
     'identity',
   ],
   ['an ipcache entry in its pod CIDR on its node', ipc(), 'ipcache'],

@@ -42,10 +42,10 @@ export function clusterIdOfIdentity(id: number): number {
   return (id >>> CLUSTER_ID_SHIFT) & 0xff;
 }
 
-/** First and last identity of a cluster's range. */
+/** First and last identity of a cluster's range, as Cilium's allocator bounds it for ID >= 1. */
 export function identityRange(clusterId: number): { first: number; last: number } {
   return {
-    first: (clusterId << CLUSTER_ID_SHIFT) | 1,
+    first: clusterId << CLUSTER_ID_SHIFT,
     last: (clusterId << CLUSTER_ID_SHIFT) | 0xffff,
   };
 }
