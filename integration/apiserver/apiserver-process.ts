@@ -11,7 +11,7 @@ export interface ApiServerProcessOptions {
   etcd: string;
   socketPath?: string;
   tcpAddress?: string;
-  etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
+  etcdTls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
   startTimeoutMs?: number;
 }
 
@@ -48,6 +48,7 @@ export async function startApiServerProcess(o: ApiServerProcessOptions): Promise
     args.push('--etcd-ca', o.etcdTls.caFile);
     if (o.etcdTls.certFile) args.push('--etcd-cert', o.etcdTls.certFile);
     if (o.etcdTls.keyFile) args.push('--etcd-key', o.etcdTls.keyFile);
+    if (o.etcdTls.serverName) args.push('--etcd-server-name', o.etcdTls.serverName);
   }
   const child = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;

@@ -8,7 +8,7 @@ import { Etcd3, type IOptions } from 'etcd3';
 import { startApiServer } from './server.ts';
 
 const USAGE =
-  'usage: main.ts --etcd URL [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE] [--socket PATH] [--listen IP:PORT] [--prefix /registry]';
+  'usage: main.ts --etcd URL [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE --etcd-server-name NAME] [--socket PATH] [--listen IP:PORT] [--prefix /registry]';
 
 function etcdOptions(values: Record<string, string | undefined>): IOptions {
   const opts: IOptions = { hosts: values['etcd']! };
@@ -18,6 +18,9 @@ function etcdOptions(values: Record<string, string | undefined>): IOptions {
       ...(values['etcd-cert'] ? { certChain: readFileSync(values['etcd-cert']) } : {}),
       ...(values['etcd-key'] ? { privateKey: readFileSync(values['etcd-key']) } : {}),
     };
+    // Over a unix socket the certificate is checked against this name instead of a host.
+    if (values['etcd-server-name'])
+      opts.grpcOptions = { 'grpc.ssl_target_name_override': values['etcd-server-name'] };
   }
   return opts;
 }
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
       'etcd-ca': { type: 'string' },
       'etcd-cert': { type: 'string' },
       'etcd-key': { type: 'string' },
+      'etcd-server-name': { type: 'string' },
       socket: { type: 'string' },
       listen: { type: 'string' },
       prefix: { type: 'string' },

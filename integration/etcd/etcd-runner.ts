@@ -3,7 +3,7 @@
 // namespace, plus optionally a TCP address inside the namespace for lab processes elsewhere.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Etcd3, type IOptions } from 'etcd3';
 
@@ -16,6 +16,15 @@ export interface EtcdTlsOptions {
   clientCertAuth?: boolean;
 }
 
+/** How the runner's own clients (readiness, compaction, client()) authenticate to a TLS etcd. */
+export interface EtcdClientTls {
+  caFile: string;
+  certFile?: string;
+  keyFile?: string;
+  /** Name to verify in the server certificate (the unix socket has no host name). */
+  serverName?: string;
+}
+
 export interface EtcdOptions {
   /** Unique name prefix: names the member, the data dir and the socket directory. */
   name: string;
@@ -26,6 +35,8 @@ export interface EtcdOptions {
   /** Directory on tmpfs holding data and sockets; default /dev/shm/<name>. */
   baseDir?: string;
   tls?: EtcdTlsOptions;
+  /** Required with tls: credentials for the runner's clients. */
+  clientTls?: EtcdClientTls;
   /** Interval of watch progress notifications (used as watch bookmarks). */
   progressNotifyInterval?: string;
   startTimeoutMs?: number;
@@ -110,6 +121,12 @@ function validateOptions(o: EtcdOptions): void {
       `network namespace "${o.netns}" does not exist; create it first`,
     );
   }
+  if (o.tls && !o.clientTls) {
+    throw new EtcdRunnerError(
+      'ETCD_BAD_OPTIONS',
+      'tls needs clientTls too, so the runner can check readiness and compact',
+    );
+  }
   if (o.tcpAddress !== undefined && !/^[0-9.]+:\d+$/.test(o.tcpAddress)) {
     throw new EtcdRunnerError(
       'ETCD_BAD_OPTIONS',
@@ -145,6 +162,18 @@ function etcdArgs(o: EtcdOptions, baseDir: string, tls: boolean): string[] {
   return [...args, ...(o.extraArgs ?? [])];
 }
 
+function clientCredentials(tls: EtcdClientTls | undefined): Partial<IOptions> {
+  if (!tls) return {};
+  return {
+    credentials: {
+      rootCertificate: readFileSync(tls.caFile),
+      ...(tls.certFile ? { certChain: readFileSync(tls.certFile) } : {}),
+      ...(tls.keyFile ? { privateKey: readFileSync(tls.keyFile) } : {}),
+    },
+    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName } } : {}),
+  };
+}
+
 function makeRunning(
   o: EtcdOptions,
   child: ChildProcess,
@@ -162,7 +191,8 @@ function makeRunning(
     socketPath,
     socketEndpoint: `unix://${socketPath}`,
     tcpEndpoint: o.tcpAddress !== undefined ? `${scheme}://${o.tcpAddress}` : undefined,
-    client: (extra) => new Etcd3({ hosts: `unix://${socketPath}`, ...extra }),
+    client: (extra) =>
+      new Etcd3({ hosts: `unix://${socketPath}`, ...clientCredentials(o.clientTls), ...extra }),
     compact: (revision) => compactEtcd(running, revision),
     stop: () => (stopped ??= stopProcess(pid, child, exited, baseDir, saveLog)),
   };
