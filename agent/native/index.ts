@@ -31,7 +31,7 @@ export interface ProgInfo {
 
 export interface NativeAddon {
   /** Opens and loads a BPF object; maps marked LIBBPF_PIN_BY_NAME are reused from, or pinned
-   * under, pinRoot ('' = no pinning). Returns an object handle. */
+   * under, pinRoot ('' = no pinning at all: private maps). Returns an object handle. */
   objectOpen(path: string, pinRoot: string): number;
   objectClose(handle: number): boolean;
   objectContents(handle: number): { programs: string[]; maps: string[] };

@@ -27,6 +27,11 @@ static Napi::Value ObjectOpen(const Napi::CallbackInfo &info) {
   bpf_object *obj = bpf_object__open_file(path.c_str(), &opts);
   int err = libbpf_get_error(obj);
   if (err) ThrowErrno(info.Env(), "bpf_object__open_file", err, path + ": " + g_libbpf_log);
+  if (pin_root.empty()) {
+    // No pin root means no pinning at all (libbpf would otherwise fall back to /sys/fs/bpf).
+    bpf_map *m;
+    bpf_object__for_each_map(m, obj) bpf_map__set_pin_path(m, nullptr);
+  }
   err = bpf_object__load(obj);
   if (err) {
     std::string log = g_libbpf_log;
