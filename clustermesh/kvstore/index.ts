@@ -5,3 +5,5 @@ export * from './labels.ts';
 export * from './codecs.ts';
 export * from './mesh-view.ts';
 export * from './validate.ts';
+export * from './records.ts';
+export * from './rejections.ts';
