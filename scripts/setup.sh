@@ -51,7 +51,7 @@ build_native_addon() {
   sum=$(hash_of agent/native/binding.gyp agent/native/src/*)
   is_current addon "$sum" && [ -f agent/native/build/Release/isthmus_native.node ] && return
   say "building the native addon"
-  (cd agent/native && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
+  (cd agent/native && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --silent \
     --nodedir="$(npm config get nodedir)" >/dev/null)
   mark_current addon "$sum"
 }
