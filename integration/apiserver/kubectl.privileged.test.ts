@@ -96,8 +96,8 @@ test.serial('kubectl apply, get, label, patch, delete round trip', async (t) => 
   ]);
   const pod = JSON.parse(await ok(['get', 'pod', 'web', '-n', 'shop', '-o', 'json']));
   t.deepEqual(pod.spec.containers[0].ports, [
-    { containerPort: 80, name: 'http' },
-    { containerPort: 8080, name: 'alt' },
+    { containerPort: 80, name: 'http', protocol: 'TCP' },
+    { containerPort: 8080, name: 'alt', protocol: 'TCP' },
   ]);
   t.deepEqual(pod.metadata.labels, { app: 'web', tier: 'front' });
   await ok([
@@ -125,6 +125,7 @@ test.serial('kubectl apply, get, label, patch, delete round trip', async (t) => 
   t.deepEqual(cnp.spec.endpointSelector, { matchLabels: { app: 'api' } });
   const np = JSON.parse(await ok(['get', 'netpol', 'allow-web', '-n', 'shop', '-o', 'json']));
   t.deepEqual(np.spec.podSelector, { matchLabels: { app: 'api' } });
+  t.deepEqual(np.spec.policyTypes, ['Ingress'], 'defaulted by the server');
   t.is(JSON.parse(await ok(['get', 'ns', 'shop', '-o', 'json'])).metadata.annotations.note, 'x');
 
   // Re-applying the manifest restores the applied fields (a three-way patch, not "unchanged").

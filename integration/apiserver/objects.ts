@@ -5,6 +5,7 @@ import { RESOURCES, apiVersionOf, namespaceResource, type ResourceType } from '.
 import { ObjectStore, type KubeObject } from './store.ts';
 import { ApiError, badRequest, conflict, forbidden, unsupportedMediaType } from './status.ts';
 import { validateObject } from './validation.ts';
+import { applyDefaults } from './defaults.ts';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.ts';
 
 export type PatchType = 'json' | 'merge' | 'strategic';
@@ -37,6 +38,7 @@ export class ObjectService {
     const meta = obj.metadata;
     if (!meta.name && meta.generateName)
       meta.name = meta.generateName + randomBytes(3).toString('hex').slice(0, 5);
+    applyDefaults(obj);
     validateObject(r, obj);
     if (r.namespaced) await this.requireNamespace(namespace!);
     const { resourceVersion: _rv, deletionTimestamp: _d, ...rest } = meta;
@@ -131,6 +133,7 @@ export class ObjectService {
       creationTimestamp: cur.metadata.creationTimestamp,
       generation: (cur.metadata.generation ?? 1) + (specOf(next) !== specOf(cur) ? 1 : 0),
     };
+    applyDefaults(next);
     validateObject(r, next);
     return next;
   }
