@@ -61,6 +61,7 @@ interface EndpointState {
 }
 
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
+const MEMO_LIMIT = 50_000;
 
 export class PolicyEngine {
   readonly cache = new SelectorCache();
@@ -70,6 +71,9 @@ export class PolicyEngine {
   private readonly users = new Map<string, Set<string>>();
   /** identity -> pod name -> named ports (what the ipcache knows about every pod) */
   private readonly peerPorts = new Map<number, Map<string, readonly NamedPort[]>>();
+  private readonly memo = new Map<string, PolicyEntry[]>();
+  private readonly ruleIds = new WeakMap<PolicyRule, number>();
+  private nextRuleId = 1;
 
   constructor(readonly cluster: string) {
     for (const r of reservedIdentities()) this.cache.upsertIdentity(r.id, r.labels);
@@ -300,10 +304,8 @@ export class PolicyEngine {
           }
         }
       }
-      for (const [peer, rules] of rulesByPeer) {
-        const contribs = this.collect(s, direction, rules, peer === ANY_PEER ? 'all' : peer);
-        this.store(s, direction, peer, peerEntries(direction, peer, contribs));
-      }
+      for (const [peer, rules] of rulesByPeer)
+        this.store(s, direction, peer, this.entriesFor(s, direction, rules, peer));
       const flat = flattenCidrs(direction, cidrRules);
       for (const cls of flat.classes) {
         dir.classes.set(cls.classId, cls.rules);
@@ -334,14 +336,42 @@ export class PolicyEngine {
   }
 
   private emitPeer(s: EndpointState, direction: Direction, peer: number): void {
-    const dir = s.dirs[direction];
-    const contribs = this.collect(
-      s,
-      direction,
-      this.rulesForPeer(dir, peer),
-      peer === ANY_PEER ? 'all' : peer,
-    );
-    this.store(s, direction, peer, peerEntries(direction, peer, contribs));
+    const rules = this.rulesForPeer(s.dirs[direction], peer);
+    this.store(s, direction, peer, this.entriesFor(s, direction, rules, peer));
+  }
+
+  /**
+   * Entries of one peer. Without named ports they depend only on the rules, so peers and
+   * endpoints sharing a rule set share one computation (rule objects are immutable; ids unique).
+   */
+  private entriesFor(
+    s: EndpointState,
+    direction: Direction,
+    rules: readonly PolicyRule[],
+    peer: number,
+  ): PolicyEntry[] {
+    if (rules.length === 0) return [];
+    const named = rules.some((r) => r.ports.some((p) => p.kind === 'named'));
+    if (named)
+      return peerEntries(
+        direction,
+        peer,
+        this.collect(s, direction, rules, peer === ANY_PEER ? 'all' : peer),
+      );
+    const key = direction + rules.map((r) => this.ruleId(r)).join(',');
+    let template = this.memo.get(key);
+    if (!template) {
+      if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
+      template = peerEntries(direction, ANY_PEER, this.collect(s, direction, rules, peer));
+      this.memo.set(key, template);
+    }
+    return template.map((e) => ({ ...e, peer }));
+  }
+
+  private ruleId(r: PolicyRule): number {
+    let id = this.ruleIds.get(r);
+    if (id === undefined) this.ruleIds.set(r, (id = this.nextRuleId++));
+    return id;
   }
 
   private store(

@@ -12,14 +12,23 @@ interface Slot {
   buckets: string[];
 }
 
-/** Index bucket of a selector: the `In` requirement on the most selective key. */
-function bucketsOf(sel: Selector): string[] {
-  const rank = (key: string) => (key === CLUSTER_LABEL ? 2 : key === NAMESPACE_LABEL ? 1 : 0);
-  const ins = sel.requirements
-    .filter((r) => r.operator === 'In')
-    .sort((a, b) => rank(a.key) - rank(b.key) || a.values.length - b.values.length);
-  const best = ins[0];
-  return best ? best.values.map((v) => `${best.key}=${v}`) : [];
+/** Index buckets of a selector: the values of its `In` requirement with the fewest candidates. */
+function bucketsOf(sel: Selector, size: (pair: string) => number): string[] {
+  let best: string[] = [];
+  let bestCount = Infinity;
+  for (const r of sel.requirements) {
+    if (r.operator !== 'In') continue;
+    const pairs = r.values.map((v) => `${r.key}=${v}`);
+    // fewest candidates; on a tie (e.g. no identities yet) avoid the coarse cluster/namespace keys
+    const count =
+      pairs.reduce((n, p) => n + size(p), 0) +
+      (r.key === CLUSTER_LABEL ? 0.2 : r.key === NAMESPACE_LABEL ? 0.1 : 0);
+    if (count < bestCount) {
+      best = pairs;
+      bestCount = count;
+    }
+  }
+  return best;
 }
 
 export class SelectorCache {
@@ -27,6 +36,8 @@ export class SelectorCache {
   private readonly slots = new Map<string, Slot>();
   private readonly index = new Map<string, Set<Slot>>();
   private readonly unindexed = new Set<Slot>();
+  /** key=value -> identities carrying it, so a new selector scans only its candidates */
+  private readonly byLabel = new Map<string, Set<number>>();
 
   /** Takes a reference on the selector; returns the identities it selects now. */
   add(selector: Selector): ReadonlySet<number> {
@@ -35,8 +46,20 @@ export class SelectorCache {
       existing.refs++;
       return existing.ids;
     }
-    const slot: Slot = { selector, ids: new Set(), refs: 1, buckets: bucketsOf(selector) };
-    for (const [id, labels] of this.identities) if (matches(selector, labels)) slot.ids.add(id);
+    const slot: Slot = {
+      selector,
+      ids: new Set(),
+      refs: 1,
+      buckets: bucketsOf(selector, (p) => this.byLabel.get(p)?.size ?? 0),
+    };
+    // candidates: identities carrying one of the bucket's key=value pairs, or all without a bucket
+    const candidates =
+      slot.buckets.length === 0
+        ? [this.identities.keys()]
+        : slot.buckets.map((b) => this.byLabel.get(b)?.values() ?? []);
+    for (const list of candidates) {
+      for (const id of list) if (matches(selector, this.identities.get(id)!)) slot.ids.add(id);
+    }
     this.slots.set(selector.key, slot);
     if (slot.buckets.length === 0) this.unindexed.add(slot);
     for (const b of slot.buckets) {
@@ -72,6 +95,12 @@ export class SelectorCache {
     // a relabelled identity leaves the selectors it matched before: report those too
     const changed: string[] = this.identities.has(id) ? this.removeIdentity(id) : [];
     this.identities.set(id, labels);
+    for (const [k, v] of labels) {
+      const pair = `${k}=${v}`;
+      let set = this.byLabel.get(pair);
+      if (!set) this.byLabel.set(pair, (set = new Set()));
+      set.add(id);
+    }
     const visit = (slot: Slot) => {
       if (matches(slot.selector, labels)) {
         slot.ids.add(id);
@@ -88,6 +117,11 @@ export class SelectorCache {
     const labels = this.identities.get(id);
     if (!labels) return [];
     this.identities.delete(id);
+    for (const [k, v] of labels) {
+      const pair = `${k}=${v}`;
+      const set = this.byLabel.get(pair);
+      if (set?.delete(id) && set.size === 0) this.byLabel.delete(pair);
+    }
     const changed: string[] = [];
     const visit = (slot: Slot) => {
       if (slot.ids.delete(id)) changed.push(slot.selector.key);
