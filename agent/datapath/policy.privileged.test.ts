@@ -174,6 +174,30 @@ test.serial('an ICMP error about a tracked connection passes into an enforced po
   });
 });
 
+test.serial('ICMP rules match the echo request type as the port', async (t) => {
+  const echo: PolicyEntry = {
+    direction: 'ingress',
+    peer: identityOf(p1),
+    protocol: Protocol.ICMP,
+    port: 8,
+    portPrefixLen: 16,
+    deny: false,
+  };
+  f.dp.applyEndpointPolicy(endpointIdOf(p2), {
+    ingressEnforced: true,
+    egressEnforced: false,
+    entries: [echo],
+    prefixes: [],
+  });
+  t.like(await f.topo.tool(p1.netnsPath, ['ping', p2.ip, '1']), { ok: true });
+  t.like(await f.topo.tool(p3.netnsPath, ['ping', p2.ip, '1']), { ok: false });
+  t.like(await waitForEvent(f, (e) => e.verdict === 'dropped' && e.protocol === 1), {
+    endpointId: endpointIdOf(p2),
+    srcIdentity: identityOf(p3),
+    dport: 8 << 8,
+  });
+});
+
 async function sniffDuring(pod: Pod, port: number, send: () => Promise<unknown>): Promise<number> {
   const sniffer = await f.topo.background(pod.netnsPath, ['sniff', 'eth0', String(port), '1.2']);
   await send();

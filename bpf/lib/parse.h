@@ -100,7 +100,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct tuple *t)
 	t->policy_port = t->dport;
 	if (t->protocol != IPPROTO_ICMP)
 		return 0;
-	t->policy_port = bpf_htons((__u16)t->icmp_type << 8);
+	t->policy_port = bpf_htons(t->icmp_type); /* ICMP rules match the type as the port, as Cilium does */
 	if (t->icmp_type != ICMP_DEST_UNREACH && t->icmp_type != ICMP_TIME_EXCEEDED)
 		return 0;
 	/* ICMP error: the offending packet's IPv4 header and first 8 bytes follow the 8-byte header. */

@@ -18,8 +18,17 @@ struct Consumer {
   Napi::FunctionReference callback;
   std::unique_ptr<Napi::AsyncContext> context;
   std::vector<std::vector<uint8_t>> pending;
+  bool delivering = false;  // inside the JS callback, which may close this consumer
+  bool closed = false;
   explicit Consumer(Napi::Env e) : env(e) {}
 };
+
+static void Destroy(Consumer *c) {
+  if (c->rb) ring_buffer__free(c->rb);
+  c->rb = nullptr;
+  c->callback.Reset();
+  delete c;
+}
 
 static std::map<uint32_t, Consumer *> g_consumers;
 static uint32_t g_next_consumer = 1;
@@ -38,16 +47,19 @@ static void Deliver(Consumer *c) {
   for (size_t i = 0; i < c->pending.size(); i++)
     records.Set(i, Napi::Buffer<uint8_t>::Copy(c->env, c->pending[i].data(), c->pending[i].size()));
   c->pending.clear();
+  c->delivering = true;
   try {
     c->callback.MakeCallback(c->env.Global(), {records}, *c->context);
   } catch (const Napi::Error &e) {
     napi_fatal_exception(c->env, e.Value());  // surfaces as 'uncaughtException', like any callback
   }
+  c->delivering = false;
+  if (c->closed) Destroy(c);  // closed from its own callback: freed only now
 }
 
 static void OnReadable(uv_poll_t *handle, int status, int events) {
   auto *c = static_cast<Consumer *>(handle->data);
-  if (status < 0 || !c->rb) return;
+  if (status < 0 || c->closed) return;
   ring_buffer__consume(c->rb);
   Deliver(c);
 }
@@ -84,10 +96,11 @@ static Napi::Value RingbufOpen(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), id);
 }
 
-// ringbufPoll(id) -> records delivered now (drains without waiting for the event loop)
+// ringbufDrain(id) -> records delivered now (drains without waiting for the event loop)
 static Napi::Value RingbufDrain(const Napi::CallbackInfo &info) {
   auto it = g_consumers.find(ArgUint(info, 0, "consumer id"));
   if (it == g_consumers.end()) ThrowErrno(info.Env(), "ringbufDrain", EBADF, "unknown or closed consumer");
+  if (it->second->delivering) return Napi::Number::New(info.Env(), 0);  // no re-entry from a callback
   int n = ring_buffer__consume(it->second->rb);
   if (n < 0) ThrowErrno(info.Env(), "ring_buffer__consume", n);
   Deliver(it->second);
@@ -103,10 +116,8 @@ static Napi::Value RingbufClose(const Napi::CallbackInfo &info) {
   g_consumers.erase(it);
   uv_poll_stop(c->poll);
   uv_close(reinterpret_cast<uv_handle_t *>(c->poll), OnPollClosed);
-  ring_buffer__free(c->rb);
-  c->rb = nullptr;
-  c->callback.Reset();
-  delete c;
+  c->closed = true;
+  if (!c->delivering) Destroy(c);
   return Napi::Boolean::New(info.Env(), true);
 }
 
