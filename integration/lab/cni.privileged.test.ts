@@ -166,6 +166,18 @@ test.serial('bad input yields a CNI error result and leaves nothing behind', asy
       4,
     ],
     ['unknown command', { ...cniEnv('ADD', pod), CNI_COMMAND: 'FROB' }, netConf(node), 4],
+    [
+      'agent not running',
+      cniEnv('ADD', pod),
+      netConf(node).replace('endpoint.sock', 'nobody.sock'),
+      100,
+    ],
+    [
+      'agent not running (DEL)',
+      cniEnv('DEL', pod),
+      netConf(node).replace('endpoint.sock', 'nobody.sock'),
+      11,
+    ],
   ];
   for (const [what, env, stdin, code] of cases) {
     const out = await invokeCni(env, stdin);

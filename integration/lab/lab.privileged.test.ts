@@ -8,7 +8,10 @@ import { planLab } from './config.ts';
 import { Lab, LabError } from './lab.ts';
 import { labLeftovers, rootFootprint } from './leftovers.ts';
 import { netnsPath } from './netns.ts';
-import { probe, type ProbeRequest } from './probe.ts';
+import { probe } from './probe.ts';
+import { labStatus, probeAllPairs } from './status.ts';
+import { callAgent } from '../../agent/endpoint/client.ts';
+import { endpointSocketPath } from '../../agent/daemon.ts';
 import type { LabPod } from './record.ts';
 import { ensureBuilt, uniqueLabName } from './testing.ts';
 
@@ -37,10 +40,14 @@ const nodeNs = (i: number) => plan.clusters[0]!.nodes[i]!.netns;
 
 test.serial('a lab of 2 nodes x 3 pods comes up without touching the root namespace', async (t) => {
   lab = await Lab.up(plan, { routeIntervalMs: 300 });
-  for (let i = 0; i < 6; i++)
-    pods.push(
-      await lab.addPod({ cluster: 'c1', namespace: i < 3 ? 'prod' : 'dev', name: `p${i}`, ports }),
-    );
+  pods = await lab.addPods(
+    Array.from({ length: 6 }, (_, i) => ({
+      cluster: 'c1',
+      namespace: i < 3 ? 'prod' : 'dev',
+      name: `p${i}`,
+      ports,
+    })),
+  );
   t.deepEqual(pods.map((p) => p.node).sort(), [
     'c1-node1',
     'c1-node1',
@@ -65,24 +72,68 @@ test.serial('a lab of 2 nodes x 3 pods comes up without touching the root namesp
 test.serial(
   'every pod reaches every other pod, same node and cross-node, TCP and UDP',
   async (t) => {
-    const reqs: ProbeRequest[] = pods.flatMap((from) =>
-      pods
-        .filter((to) => to !== from)
-        .flatMap((to) =>
-          ports.map((p) => ({
-            fromNetns: from.netnsPath,
-            ip: to.ip,
-            port: p.port,
-            protocol: p.protocol,
-          })),
-        ),
+    const rows = await probeAllPairs(pods, ports);
+    t.is(rows.length, 60);
+    t.deepEqual(
+      rows.filter((r) => !r.allowed),
+      [],
     );
-    t.is(reqs.length, 60);
-    const results = await probe(reqs);
-    const failed = results.filter((r) => r.result !== 'allowed');
-    t.deepEqual(failed, []);
+    t.true(
+      rows.some((r) => r.from === 'c1/prod/p0' && r.to === 'c1/dev/p5' && r.protocol === 'UDP'),
+    );
   },
 );
+
+test.serial(
+  'lab status reports every node ready and every pod; endpoints carry named ports',
+  async (t) => {
+    const status = await labStatus(name);
+    t.like(status, { name, ready: true, underlay: { netns: `${name}-underlay` } });
+    const cluster = status!.clusters[0]!;
+    t.deepEqual(
+      cluster.nodes.map((n) => [n.name, n.ready, n.podCIDR]),
+      [
+        ['c1-node1', true, '10.1.0.0/24'],
+        ['c1-node2', true, '10.1.1.0/24'],
+      ],
+    );
+    t.deepEqual(cluster.pods.map((p) => p.name).sort(), [
+      'dev/p3',
+      'dev/p4',
+      'dev/p5',
+      'prod/p0',
+      'prod/p1',
+      'prod/p2',
+    ]);
+    const answer = await callAgent(endpointSocketPath(plan.clusters[0]!.nodes[0]!.stateDir), {
+      op: 'list',
+    });
+    const eps = answer.ok ? (answer.endpoints ?? []) : [];
+    t.is(eps.length, 3);
+    t.deepEqual(eps[0]!.namedPorts, [
+      { name: 'http', port: 80, protocol: 'TCP' },
+      { name: 'dns', port: 53, protocol: 'UDP' },
+    ]);
+  },
+);
+
+test.serial('each node reaches its own pods (as kubelet health checks do)', async (t) => {
+  const reqs = plan.clusters[0]!.nodes.flatMap((n) =>
+    pods
+      .filter((p) => p.node === n.name)
+      .map((p) => ({
+        fromNetns: netnsPath(n.netns),
+        ip: p.ip,
+        port: 80,
+        protocol: 'TCP' as const,
+      })),
+  );
+  t.is(reqs.length, 6);
+  t.deepEqual(
+    (await probe(reqs)).filter((r) => r.result !== 'allowed'),
+    [],
+  );
+});
 
 test.serial('the world host and a control plane reach pods of both nodes', async (t) => {
   const from = [plan.world.netns, plan.clusters[0]!.controlPlane.netns];

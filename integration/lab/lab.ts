@@ -106,26 +106,72 @@ export class Lab {
   }
 
   async addPod(spec: PodSpec): Promise<LabPod> {
+    const [pod] = await this.addPods([spec], 1);
+    return pod!;
+  }
+
+  /**
+   * Creates pods, `concurrency` at a time (the CNI plugin is a process per pod, as with kubelet).
+   * Pods without a node go to the least loaded node of their cluster. If any pod fails, the ones
+   * that succeeded stay (and are recorded) and the first error is thrown.
+   */
+  async addPods(specs: PodSpec[], concurrency = 4): Promise<LabPod[]> {
+    const batchLoad = new Map<string, number>();
+    const placed = specs.map((spec) => ({
+      spec: { ...spec, node: this.placePod(spec, specs, batchLoad) },
+    }));
+    for (const [node, n] of batchLoad)
+      this.pendingLoad.set(node, (this.pendingLoad.get(node) ?? 0) + n);
+    const created: LabPod[] = new Array(specs.length);
+    let next = 0;
+    let firstError: unknown;
+    const worker = async () => {
+      while (next < placed.length && firstError === undefined) {
+        const index = next++;
+        const { spec } = placed[index]!;
+        try {
+          created[index] = await createPod(this.plan.name, this.node(spec.node), spec);
+          this.record.pods.push(created[index]!);
+          writeRecord(this.record);
+        } catch (err) {
+          firstError ??= err;
+        } finally {
+          this.pendingLoad.set(spec.node, (this.pendingLoad.get(spec.node) ?? 1) - 1);
+        }
+      }
+      // pods of the batch that never started are no longer pending
+      while (next < placed.length) {
+        const { spec } = placed[next++]!;
+        this.pendingLoad.set(spec.node, (this.pendingLoad.get(spec.node) ?? 1) - 1);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+    if (firstError !== undefined) throw firstError;
+    return created;
+  }
+
+  /** pods placed on a node but not created yet, so concurrent batches spread evenly */
+  private readonly pendingLoad = new Map<string, number>();
+
+  private placePod(spec: PodSpec, batch: PodSpec[], batchLoad: Map<string, number>): string {
     const cluster = this.plan.clusters.find((c) => c.name === spec.cluster);
     if (!cluster)
       throw new LabError(`lab ${this.plan.name} has no cluster ${spec.cluster}`, 'ISTHMUS_LAB_POD');
-    const node = spec.node ? this.node(spec.node) : leastLoaded(cluster.nodes, this.record.pods);
-    if (node.cluster !== cluster.name)
-      throw new LabError(`node ${node.name} is not in cluster ${cluster.name}`, 'ISTHMUS_LAB_POD');
-    if (
-      this.record.pods.some(
-        (p) => p.cluster === spec.cluster && p.namespace === spec.namespace && p.name === spec.name,
-      )
-    ) {
+    const same = (p: { cluster: string; namespace: string; name: string }) =>
+      p.cluster === spec.cluster && p.namespace === spec.namespace && p.name === spec.name;
+    if (this.record.pods.some(same) || batch.filter(same).length > 1) {
       throw new LabError(
         `pod ${spec.cluster}/${spec.namespace}/${spec.name} already exists`,
         'ISTHMUS_LAB_POD',
       );
     }
-    const pod = await createPod(this.plan.name, node, spec);
-    this.record.pods.push(pod);
-    writeRecord(this.record);
-    return pod;
+    const node = spec.node
+      ? this.node(spec.node)
+      : leastLoaded(cluster.nodes, this.record.pods, this.pendingLoad);
+    if (node.cluster !== cluster.name)
+      throw new LabError(`node ${node.name} is not in cluster ${cluster.name}`, 'ISTHMUS_LAB_POD');
+    this.pendingLoad.set(node.name, (this.pendingLoad.get(node.name) ?? 0) + 1);
+    return node.name;
   }
 
   async removePod(pod: LabPod): Promise<void> {
@@ -260,7 +306,8 @@ async function waitForAgent(node: NodePlan, timeoutMs: number): Promise<void> {
   }
 }
 
-function leastLoaded(nodes: NodePlan[], pods: LabPod[]): NodePlan {
-  const load = (n: NodePlan) => pods.filter((p) => p.node === n.name).length;
+function leastLoaded(nodes: NodePlan[], pods: LabPod[], pending: Map<string, number>): NodePlan {
+  const load = (n: NodePlan) =>
+    pods.filter((p) => p.node === n.name).length + (pending.get(n.name) ?? 0);
   return nodes.reduce((best, n) => (load(n) < load(best) ? n : best));
 }
