@@ -6,7 +6,12 @@
 //   dp.attachEndpoint({ ifindex });
 //   dp.policy.replace(5, entries);
 //   const stop = dp.subscribeEvents((e) => ...);
+//   dp.removeEndpoint(5);
 //   dp.close();   // programs stay attached and maps stay pinned: a restarted agent adopts them
+//
+// The pod's own node is HOST (identity 1) because the agent writes the node's own IPs into the
+// ipcache with identity 1; ingress from identity 1 is always admitted. Enforcement flags live in
+// the endpoints rows, so write the endpoint row before (or with) its first applyEndpointPolicy.
 import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +62,9 @@ export interface Datapath {
   detachEndpoint(opts: { ifindex: number }): boolean;
   /** Program ids attached on an interface now (0 = none). */
   attached(opts: { ifindex: number }): AttachResult;
+  /** Removes everything of an endpoint: programs on its interfaces (if still there), its
+   * endpoints rows, policy and prefix entries, connections and counters. Idempotent. */
+  removeEndpoint(endpointId: number): void;
   /** Writes an endpoint's whole policy: entries first, then enforcement flags (when enabling), so
    * the endpoint is never enforced against a partial rule set. */
   applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void;
@@ -169,6 +177,16 @@ class LoadedDatapath implements Datapath {
       ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns),
       egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns),
     };
+  }
+
+  removeEndpoint(endpointId: number): void {
+    const rows = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
+    for (const ifindex of new Set(rows.map(([, v]) => v.ifindex))) this.detachEndpoint({ ifindex });
+    this.endpoints.deleteMany(rows.map(([ip]) => ip));
+    this.policy.replace(endpointId, []);
+    this.prefixes.replace(endpointId, []);
+    this.ct.flushEndpoint(endpointId);
+    this.counters.delete(endpointId);
   }
 
   applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void {

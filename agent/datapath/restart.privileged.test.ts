@@ -166,6 +166,30 @@ test.serial('detach removes the programs and is idempotent', (t) => {
   t.false(f.dp.detachEndpoint({ ifindex: p3.ifindex }));
 });
 
+test.serial(
+  'removing an endpoint leaves no row, connection, counter or program of it',
+  async (t) => {
+    const ep1 = endpointIdOf(p1);
+    f.dp.applyEndpointPolicy(ep1, {
+      ...oneWay(),
+      entries: oneWay().entries.map((e) => ({ ...e, peer: identityOf(p2) })),
+    });
+    t.like(await f.topo.tool(p1.netnsPath, ['tcp-connect', p2.ip, '8080', '1.5']), { ok: true });
+    t.true(f.dp.ct.connections(ep1).length > 0);
+    t.truthy(f.dp.counters.get(ep1));
+    f.dp.removeEndpoint(ep1);
+    t.is(f.dp.endpoints.get(p1.ip), undefined);
+    t.deepEqual(f.dp.policy.read(ep1), []);
+    t.deepEqual(f.dp.ct.connections(ep1), []);
+    t.is(f.dp.counters.get(ep1), undefined);
+    t.deepEqual(f.dp.attached({ ifindex: p1.ifindex }), {
+      ingressProgramId: 0,
+      egressProgramId: 0,
+    });
+    t.notThrows(() => f.dp.removeEndpoint(ep1), 'idempotent');
+  },
+);
+
 test.serial('teardown leaves nothing behind', async (t) => {
   f.dp.close();
   t.deepEqual(await f.topo.destroy(), []);
