@@ -1,5 +1,7 @@
 import test from 'ava';
-import { decodeJwt } from 'jose';
+import { createPrivateKey } from 'node:crypto';
+import { decodeJwt, SignJWT } from 'jose';
+import { certificateFingerprint } from './keys.ts';
 import { signBundle, verifyBundle, type BundleErrorCode } from './bundle.ts';
 import { createMeshCa, issueClientCertificate } from './issue.ts';
 
@@ -107,4 +109,19 @@ test('signing refuses a structurally invalid bundle', async (t) => {
   await t.throwsAsync(signBundle(ca, { ...request, endpoints: ['http://plain:2379'] }), {
     message: /endpoints/,
   });
+});
+
+test('a CA-signed bundle whose user differs from its certificate CN is refused', async (t) => {
+  const good = decodeJwt(await signBundle(ca, request)) as { bundle: Record<string, unknown> };
+  const forged = await new SignJWT({ bundle: { ...good.bundle, user: 'clustermesh-apiserver' } })
+    .setProtectedHeader({
+      alg: 'ES256',
+      typ: 'isthmus-bundle+jwt',
+      kid: certificateFingerprint(ca.certPem),
+    })
+    .setIssuer('isthmus-mesh-ca')
+    .setSubject('c1')
+    .setExpirationTime('1h')
+    .sign(createPrivateKey(ca.keyPem));
+  await expectRefused(t, forged, 'ERR_BUNDLE_CERT_INVALID');
 });

@@ -99,7 +99,7 @@ export async function signBundle(ca: KeyPairPem, req: BundleRequest): Promise<st
     cluster: req.cluster,
     clusterId: req.clusterId,
     endpoints: req.endpoints,
-    user: clientCert.subject.match(/CN=([^\n,]+)/)?.[1] ?? '',
+    user: commonName(clientCert),
     caPem: ca.certPem,
     certPem: req.client.certPem,
     keyPem: req.client.keyPem,
@@ -223,6 +223,12 @@ function checkBundleCertificates(
         `the client certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`,
       );
     }
+    if (commonName(cert) !== bundle.user) {
+      return fail(
+        'ERR_BUNDLE_CERT_INVALID',
+        `the bundle names user ${bundle.user}, its certificate ${commonName(cert)}`,
+      );
+    }
     const fromKey = createPublicKey(createPrivateKey(bundle.keyPem)).export({
       format: 'der',
       type: 'spki',
@@ -240,4 +246,8 @@ function checkBundleCertificates(
     );
   }
   return { ok: true, value: bundle };
+}
+
+function commonName(cert: X509Certificate): string {
+  return /^CN=(.+)$/m.exec(cert.subject)?.[1] ?? '';
 }

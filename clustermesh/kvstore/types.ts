@@ -33,6 +33,8 @@ export const RejectReason = {
   IdentityClusterLabelMissing: 'identity-cluster-label-missing',
   /** the identity's labels name another cluster (the local one, or a third) */
   IdentityClusterLabelMismatch: 'identity-cluster-label-mismatch',
+  /** the identity carries `reserved:` or `cidr:` labels, which only the local agent assigns */
+  IdentityReservedLabel: 'identity-reserved-label',
   /** an ipcache IP outside every pod CIDR of the remote's nodes */
   IpOutsidePodCidrs: 'ip-outside-pod-cidrs',
   /** an ipcache IP already owned by an endpoint of another cluster (e.g. a local pod) */

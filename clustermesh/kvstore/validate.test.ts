@@ -155,6 +155,21 @@ const REJECTED: Case[] = [
   ],
   ['reserved identity key', [identityKey(1), labels('c2')], RejectReason.IdentityReserved],
   [
+    'identity with a reserved:host label',
+    [identityKey(c2Id), 'reserved:host=;' + labels('c2')],
+    RejectReason.IdentityReservedLabel,
+  ],
+  [
+    'identity with a cidr label',
+    [identityKey(c2Id), 'cidr:10.0.0.0/8=;' + labels('c2')],
+    RejectReason.IdentityReservedLabel,
+  ],
+  [
+    'identity with a second cluster label of another source',
+    [identityKey(c2Id), labels('c2') + 'container:io.cilium.k8s.policy.cluster=c1;'],
+    RejectReason.IdentityClusterLabelMismatch,
+  ],
+  [
     'identity labels with a repeated key',
     [identityKey(c2Id), 'k8s:a=1;k8s:a=2;'],
     RejectReason.MalformedValue,

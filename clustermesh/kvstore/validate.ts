@@ -28,6 +28,8 @@ export const MAX_CLUSTER_ID = 255;
 /** Identities 0..255 are reserved (unknown, host, world, ..., user-reserved). */
 export const MAX_RESERVED_IDENTITY = 255;
 const CLUSTER_ID_SHIFT = 16;
+/** Label sources only the local agent assigns (reserved entities, CIDR identities). */
+const LOCAL_ONLY_SOURCES = new Set(['reserved', 'cidr']);
 
 export type RemoteRecord =
   | { kind: 'cluster-config'; cluster: string; config: ClusterConfig }
@@ -170,18 +172,26 @@ export function validateIdentity(
   if (range) return { ok: false, error: range };
   const labels = decodeLabels(value);
   if (!labels.ok) return labels;
-  const cluster = clusterOfLabels(labels.value);
-  if (cluster === undefined) {
+  const local = labels.value.find((l) => LOCAL_ONLY_SOURCES.has(l.source));
+  if (local) {
+    return reject(
+      RejectReason.IdentityReservedLabel,
+      `identity ${id} of ${remote.name} carries ${local.source}:${local.key}: such labels are assigned by the local agent only`,
+    );
+  }
+  if (clusterOfLabels(labels.value) === undefined) {
     return reject(
       RejectReason.IdentityClusterLabelMissing,
       `identity ${id} of ${remote.name} has no k8s:${CLUSTER_LABEL_KEY} label`,
     );
   }
-  if (cluster !== remote.name) {
-    const whose = cluster === mesh.local.name ? 'the local cluster' : 'another cluster';
+  // every cluster label counts, whatever its source: a selector may match any source
+  const foreign = labels.value.find((l) => l.key === CLUSTER_LABEL_KEY && l.value !== remote.name);
+  if (foreign) {
+    const whose = foreign.value === mesh.local.name ? 'the local cluster' : 'another cluster';
     return reject(
       RejectReason.IdentityClusterLabelMismatch,
-      `identity ${id} read from ${remote.name} is labelled ${CLUSTER_LABEL_KEY}=${cluster} (${whose})`,
+      `identity ${id} read from ${remote.name} is labelled ${foreign.source}:${CLUSTER_LABEL_KEY}=${foreign.value} (${whose})`,
     );
   }
   return ok({ kind: 'identity', identity: { id, labels: labels.value } });
