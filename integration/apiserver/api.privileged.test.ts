@@ -337,3 +337,70 @@ test.serial('discovery, version and OpenAPI v3 documents', async (t) => {
     ),
   );
 });
+
+test.serial(
+  'Services get cluster IPs from the service CIDR, claimed atomically and released on delete',
+  async (t) => {
+    const cp = await startControlPlane(t, { serviceCidr: '10.213.64.0/29' });
+    await ns(cp, 'svc');
+    const svc = (name: string, spec: Record<string, unknown> = {}) =>
+      cp.request('POST', '/api/v1/namespaces/svc/services', {
+        metadata: { name },
+        spec: { ports: [{ port: 80 }], ...spec },
+      });
+    const created = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => svc(n)));
+    const ips = created.map((r) => r.body.spec.clusterIP as string);
+    t.deepEqual([...new Set(created.map((r) => r.status))], [201]);
+    t.is(new Set(ips).size, 5, 'concurrent creates never share an IP');
+    for (const ip of ips) t.regex(ip, /^10\.213\.64\.[1-6]$/);
+    t.deepEqual(created[0]!.body.spec.clusterIPs, [ips[0]]);
+    t.like(created[0]!.body.spec.ports[0], { port: 80, protocol: 'TCP', targetPort: 80 });
+
+    const dup = await svc('dup', { clusterIP: ips[0] });
+    t.is(dup.status, 422);
+    t.regex(dup.body.message, /provided IP is already allocated/);
+    const outside = await svc('outside', { clusterIP: '10.0.0.1' });
+    t.is(outside.status, 422);
+    const headless = await svc('headless', { clusterIP: 'None' });
+    t.is(headless.body.spec.clusterIP, 'None');
+    const last = await svc('f');
+    t.is(last.status, 201);
+    const full = await svc('g');
+    t.is(full.status, 500);
+    t.regex(full.body.message, /range 10.213.64.0\/29 is full/);
+
+    // Updates keep the IP and refuse to change it.
+    const upd = await cp.request(
+      'PATCH',
+      '/api/v1/namespaces/svc/services/a',
+      { spec: { selector: { app: 'a' } } },
+      'application/merge-patch+json',
+    );
+    t.is(upd.body.spec.clusterIP, ips[0]);
+    const move = await cp.request(
+      'PATCH',
+      '/api/v1/namespaces/svc/services/a',
+      { spec: { clusterIP: '10.213.64.7' } },
+      'application/merge-patch+json',
+    );
+    t.is(move.status, 422);
+    t.regex(move.body.message, /field is immutable/);
+
+    await cp.request('DELETE', '/api/v1/namespaces/svc/services/a');
+    const reuse = await svc('g', { clusterIP: ips[0] });
+    t.is(reuse.status, 201, JSON.stringify(reuse.body));
+
+    // Deleting the namespace releases every claim.
+    await cp.request('DELETE', '/api/v1/namespaces/svc');
+    const etcd = cp.etcd.client();
+    t.teardown(() => etcd.close());
+    const deadline = Date.now() + 5000;
+    while (
+      (await etcd.getAll().prefix('/registry/ipaddresses/').keys()).length > 0 &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.deepEqual(await etcd.getAll().prefix('/registry/ipaddresses/').keys(), []);
+  },
+);

@@ -11,6 +11,7 @@ export interface ApiServerProcessOptions {
   etcd: string;
   socketPath?: string;
   tcpAddress?: string;
+  serviceCidr?: string;
   etcdTls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
   startTimeoutMs?: number;
 }
@@ -44,6 +45,7 @@ export async function startApiServerProcess(o: ApiServerProcessOptions): Promise
   ];
   if (o.socketPath) args.push('--socket', o.socketPath);
   if (o.tcpAddress) args.push('--listen', o.tcpAddress);
+  if (o.serviceCidr) args.push('--service-cidr', o.serviceCidr);
   if (o.etcdTls) {
     args.push('--etcd-ca', o.etcdTls.caFile);
     if (o.etcdTls.certFile) args.push('--etcd-cert', o.etcdTls.certFile);

@@ -23,6 +23,16 @@ spec:
     ports:
     - {containerPort: 80, name: http}
 ---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
@@ -62,7 +72,7 @@ test.serial('kubectl apply, get, label, patch, delete round trip', async (t) => 
   t.regex(first, /networkpolicy.networking.k8s.io\/allow-web created/);
   t.regex(first, /ciliumnetworkpolicy.cilium.io\/web-from-client created/);
   const second = await ok(['apply', '-f', '-'], MANIFEST);
-  t.is(second.match(/unchanged/g)?.length, 4, second);
+  t.is(second.match(/unchanged/g)?.length, 5, second);
 
   // Tables: kubectl prints the server's columns.
   const pods = await ok(['get', 'pods', '-n', 'shop']);
@@ -70,6 +80,10 @@ test.serial('kubectl apply, get, label, patch, delete round trip', async (t) => 
   t.regex(pods, /web\s+0\/1\s+Pending\s+0\s+\d+s/);
   t.regex(await ok(['get', 'ns']), /shop\s+Active/);
   t.regex(await ok(['get', 'netpol', '-n', 'shop']), /allow-web\s+app=web/);
+  t.regex(
+    await ok(['get', 'svc', '-n', 'shop']),
+    /web\s+ClusterIP\s+10\.213\.128\.\d+\s+<none>\s+80\/TCP/,
+  );
   t.regex(await ok(['get', 'cnp', '-A']), /shop\s+web-from-client/);
 
   // label on each kind, then select by it.

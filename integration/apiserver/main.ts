@@ -8,7 +8,7 @@ import { Etcd3, type IOptions } from 'etcd3';
 import { startApiServer } from './server.ts';
 
 const USAGE =
-  'usage: main.ts --etcd URL [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE --etcd-server-name NAME] [--socket PATH] [--listen IP:PORT] [--prefix /registry]';
+  'usage: main.ts --etcd URL [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE --etcd-server-name NAME] [--socket PATH] [--listen IP:PORT] [--prefix /registry] [--service-cidr 10.96.0.0/16]';
 
 function etcdOptions(values: Record<string, string | undefined>): IOptions {
   const opts: IOptions = { hosts: values['etcd']! };
@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       socket: { type: 'string' },
       listen: { type: 'string' },
       prefix: { type: 'string' },
+      'service-cidr': { type: 'string' },
     },
   });
   if (!values.etcd || (!values.socket && !values.listen)) {
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     ...(values.socket ? { socketPath: values.socket } : {}),
     ...(values.listen ? { tcpAddress: values.listen } : {}),
     ...(values.prefix ? { prefix: values.prefix } : {}),
+    ...(values['service-cidr'] ? { serviceCidr: values['service-cidr'] } : {}),
   });
   process.stdout.write(
     JSON.stringify({

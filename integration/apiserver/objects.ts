@@ -2,8 +2,16 @@
 // resourceVersion preconditions, the status subresource, namespace lifecycle.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { RESOURCES, apiVersionOf, namespaceResource, type ResourceType } from './resources.ts';
-import { ObjectStore, type KubeObject } from './store.ts';
-import { ApiError, badRequest, conflict, forbidden, unsupportedMediaType } from './status.ts';
+import { ClaimTakenError, ObjectStore, type KubeObject } from './store.ts';
+import type { ServiceIpAllocator } from './service-ips.ts';
+import {
+  ApiError,
+  badRequest,
+  conflict,
+  forbidden,
+  invalid,
+  unsupportedMediaType,
+} from './status.ts';
 import { validateObject } from './validation.ts';
 import { applyDefaults } from './defaults.ts';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.ts';
@@ -26,7 +34,10 @@ const specOf = (o: KubeObject) => {
 };
 
 export class ObjectService {
-  constructor(readonly store: ObjectStore) {}
+  constructor(
+    readonly store: ObjectStore,
+    private readonly serviceIps?: ServiceIpAllocator,
+  ) {}
 
   async create(
     r: ResourceType,
@@ -51,7 +62,42 @@ export class ObjectService {
     };
     resetStatusOnCreate(r, obj);
     if (dryRun) return obj;
+    if (r.kind === 'Service' && this.serviceIps?.wantsIp(obj))
+      return this.createService(r, namespace, obj, this.serviceIps);
     return this.store.create(r, namespace, obj);
+  }
+
+  /** Claims the requested cluster IP, or the first free one, with the Service in one transaction. */
+  private async createService(
+    r: ResourceType,
+    namespace: string | undefined,
+    obj: KubeObject,
+    ips: ServiceIpAllocator,
+  ): Promise<KubeObject> {
+    const requested = Boolean((obj['spec'] as Record<string, unknown>)['clusterIP']);
+    for (const ip of ips.candidates(obj)) {
+      const candidate = structuredClone(obj);
+      ips.assign(candidate, ip);
+      try {
+        return await this.store.create(r, namespace, candidate, [ips.claimKey(ip)]);
+      } catch (err) {
+        if (!(err instanceof ClaimTakenError)) throw err;
+        if (requested) {
+          throw invalid('Service', '', obj.metadata.name ?? '', [
+            {
+              reason: 'FieldValueInvalid',
+              field: 'spec.clusterIP',
+              message: `Invalid value: "${ip}": provided IP is already allocated`,
+            },
+          ]);
+        }
+      }
+    }
+    throw new ApiError(
+      500,
+      'InternalError',
+      `failed to allocate a service IP: range ${ips.cidr} is full`,
+    );
   }
 
   /** PUT of the main resource or of its status subresource. */
@@ -134,6 +180,7 @@ export class ObjectService {
       generation: (cur.metadata.generation ?? 1) + (specOf(next) !== specOf(cur) ? 1 : 0),
     };
     applyDefaults(next);
+    if (r.kind === 'Service' && subresource !== 'status') keepClusterIp(cur, next);
     validateObject(r, next);
     return next;
   }
@@ -167,7 +214,7 @@ export class ObjectService {
       return cur;
     }
     if (r.kind === 'Namespace') return this.terminateNamespace(name, check);
-    return this.store.delete(r, namespace, name, check);
+    return this.store.delete(r, namespace, name, check, (o) => this.claimsOf(r, o));
   }
 
   /**
@@ -200,11 +247,29 @@ export class ObjectService {
 
   /** Removes a terminating namespace's contents, then the namespace; also run at start-up. */
   async finalizeNamespace(name: string): Promise<void> {
-    for (const r of RESOURCES.filter((x) => x.namespaced))
-      await this.store.deleteCollection(r, name);
+    for (const r of RESOURCES.filter((x) => x.namespaced)) {
+      if (r.kind !== 'Service') await this.store.deleteCollection(r, name);
+      else await this.deleteEach(r, name);
+    }
     await this.store.delete(namespaceResource(), undefined, name).catch((err) => {
       if (!(err instanceof ApiError && err.code === 404)) throw err;
     });
+  }
+
+  /** Deletes one by one, releasing what each object claimed. */
+  private async deleteEach(r: ResourceType, namespace: string): Promise<void> {
+    const all = await this.store.list(r, namespace, { filter: () => true });
+    for (const o of all.items) {
+      await this.store
+        .delete(r, namespace, o.metadata.name!, undefined, (cur) => this.claimsOf(r, cur))
+        .catch((err) => {
+          if (!(err instanceof ApiError && err.code === 404)) throw err;
+        });
+    }
+  }
+
+  private claimsOf(r: ResourceType, o: KubeObject): string[] {
+    return r.kind === 'Service' && this.serviceIps ? this.serviceIps.claimsOf(o) : [];
   }
 
   /** Finishes deletions of namespaces that were terminating when the server stopped. */
@@ -283,4 +348,24 @@ function resetStatusOnCreate(r: ResourceType, obj: KubeObject): void {
   if (r.kind === 'Pod') obj['status'] = { phase: 'Pending' };
   else if (r.kind === 'Namespace') obj['status'] = { phase: 'Active' };
   else if (r.statusSubresource) delete obj['status'];
+}
+
+/** The cluster IP is allocated once: kept when an update omits it, immutable otherwise. */
+function keepClusterIp(cur: KubeObject, next: KubeObject): void {
+  const was = cur['spec'] as Record<string, unknown> | undefined;
+  const spec = next['spec'] as Record<string, unknown> | undefined;
+  if (!was?.['clusterIP'] || !spec) return;
+  if (spec['clusterIP'] === undefined || spec['clusterIP'] === '') {
+    spec['clusterIP'] = was['clusterIP'];
+    if (was['clusterIPs'] !== undefined) spec['clusterIPs'] = was['clusterIPs'];
+    for (const k of ['ipFamilies', 'ipFamilyPolicy']) if (was[k] !== undefined) spec[k] ??= was[k];
+  } else if (spec['clusterIP'] !== was['clusterIP']) {
+    throw invalid('Service', '', cur.metadata.name ?? '', [
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.clusterIP',
+        message: `Invalid value: "${String(spec['clusterIP'])}": field is immutable`,
+      },
+    ]);
+  }
 }

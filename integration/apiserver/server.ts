@@ -6,6 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { findResource, type ResourceType } from './resources.ts';
 import { ObjectStore, type KubeObject } from './store.ts';
 import { ObjectService, patchTypeOf } from './objects.ts';
+import { ServiceIpAllocator } from './service-ips.ts';
 import {
   ApiError,
   badRequest,
@@ -33,6 +34,8 @@ export interface ApiServerOptions {
   tcpAddress?: string;
   /** etcd key root; "/registry" as kube-apiserver. */
   prefix?: string;
+  /** Service cluster IPs are allocated from this IPv4 CIDR; without it they stay as written. */
+  serviceCidr?: string;
 }
 
 export interface RunningApiServer {
@@ -52,7 +55,11 @@ const MAX_BODY = 8 * 1024 * 1024;
 
 export async function startApiServer(opts: ApiServerOptions): Promise<RunningApiServer> {
   const store = new ObjectStore(opts.etcd, opts.prefix ?? '/registry');
-  const service = new ObjectService(store);
+  const root = opts.prefix ?? '/registry';
+  const serviceIps = opts.serviceCidr
+    ? new ServiceIpAllocator(opts.serviceCidr, `${root}/ipaddresses`)
+    : undefined;
+  const service = new ObjectService(store, serviceIps);
   await service.finalizeTerminatingNamespaces();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     handle(store, service, req, res).catch((err) => sendError(res, err));

@@ -49,6 +49,14 @@ const retryPause = (attempt: number) =>
     ? Promise.resolve()
     : new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
 
+/** A key claimed alongside a create (e.g. a cluster IP) already belongs to another object. */
+export class ClaimTakenError extends Error {
+  constructor(readonly claims: string[]) {
+    super(`already claimed: ${claims.join(', ')}`);
+    this.name = 'ClaimTakenError';
+  }
+}
+
 export class ObjectStore {
   constructor(
     private readonly etcd: Etcd3,
@@ -124,19 +132,37 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Creates the object if absent. `claims` are extra keys (e.g. a Service's cluster IP) that must
+   * be absent too and are written in the same transaction; a taken claim returns `false`.
+   */
   async create(
     r: ResourceType,
     namespace: string | undefined,
     obj: KubeObject,
+    claims: string[] = [],
   ): Promise<KubeObject> {
     const name = obj.metadata.name!;
     const key = Buffer.from(this.key(r, namespace, name));
+    const claimKeys = claims.map((c) => Buffer.from(c));
+    const owner = Buffer.from(this.key(r, namespace, name));
     const res = await this.etcd.kv.txn({
-      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
-      success: [{ request_put: { key, value: encode(obj) } }],
-      failure: [],
+      compare: [key, ...claimKeys].map((k) => ({
+        key: k,
+        target: 'Create',
+        result: 'Equal',
+        create_revision: 0,
+      })),
+      success: [
+        { request_put: { key, value: encode(obj) } },
+        ...claimKeys.map((k) => ({ request_put: { key: k, value: owner } })),
+      ],
+      failure: [{ request_range: { key } }],
     });
-    if (!res.succeeded) throw alreadyExists(r, name);
+    if (!res.succeeded) {
+      if (res.responses[0]?.response_range.kvs.length) throw alreadyExists(r, name);
+      throw new ClaimTakenError(claims);
+    }
     return withVersion(obj, res.header.revision);
   }
 
@@ -167,12 +193,13 @@ export class ObjectStore {
     throw conflict(r, name, 'the object is being modified too often; try again');
   }
 
-  /** Deletes after `check` accepted the current state (preconditions); returns that state. */
+  /** Deletes after `check` accepted the current state (preconditions), removing the keys it claimed; returns that state. */
   async delete(
     r: ResourceType,
     namespace: string | undefined,
     name: string,
     check?: (current: KubeObject) => void,
+    releasesOf?: (current: KubeObject) => string[],
   ): Promise<KubeObject> {
     const key = Buffer.from(this.key(r, namespace, name));
     const deadline = Date.now() + UPDATE_DEADLINE_MS;
@@ -184,7 +211,12 @@ export class ObjectStore {
       check?.(obj);
       const res = await this.etcd.kv.txn({
         compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision }],
-        success: [{ request_delete_range: { key } }],
+        success: [
+          { request_delete_range: { key } },
+          ...(releasesOf?.(obj) ?? []).map((k) => ({
+            request_delete_range: { key: Buffer.from(k) },
+          })),
+        ],
         failure: [],
       });
       if (res.succeeded) return obj;

@@ -27,7 +27,7 @@ export interface ControlPlane {
 
 export async function startControlPlane(
   t: ExecutionContext,
-  opts: { etcd?: Partial<EtcdOptions> } = {},
+  opts: { etcd?: Partial<EtcdOptions>; serviceCidr?: string } = {},
 ): Promise<ControlPlane> {
   const ns = createTestNetns('h4api');
   t.teardown(() => ns.remove());
@@ -40,7 +40,11 @@ export async function startControlPlane(
   const client = etcd.client();
   t.teardown(() => client.close());
   const socketPath = path.join(etcd.baseDir, 'apiserver.sock');
-  const server = await startApiServer({ etcd: client, socketPath });
+  const server = await startApiServer({
+    etcd: client,
+    socketPath,
+    ...(opts.serviceCidr ? { serviceCidr: opts.serviceCidr } : {}),
+  });
   t.teardown(() => server.stop());
   const kubeConfig = new UnixSocketKubeConfig(socketPath);
   t.teardown(() => kubeConfig.close());
@@ -114,6 +118,7 @@ export async function startKubectlControlPlane(t: ExecutionContext): Promise<Kub
     etcd: etcd.socketEndpoint,
     socketPath,
     tcpAddress,
+    serviceCidr: '10.213.128.0/24',
   });
   t.teardown(() => proc.stop());
   const kubeConfig = new UnixSocketKubeConfig(socketPath);
