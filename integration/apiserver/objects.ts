@@ -151,7 +151,14 @@ export class ObjectService {
     dryRun: boolean,
     mutate: (cur: KubeObject) => KubeObject,
   ): Promise<KubeObject> {
-    if (dryRun) return mutate(await this.store.get(r, namespace, name));
+    if (dryRun) {
+      const cur = await this.store.get(r, namespace, name);
+      const next = mutate(cur);
+      return {
+        ...next,
+        metadata: { ...next.metadata, resourceVersion: cur.metadata.resourceVersion },
+      };
+    }
     return this.store.update(r, namespace, name, mutate);
   }
 
