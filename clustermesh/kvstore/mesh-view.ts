@@ -8,7 +8,8 @@ export interface ClusterRef {
   id: number;
 }
 
-/** A node as validation needs it: canonical pod CIDRs (`ip/len`) and addresses. */
+/** A node as validation needs it: canonical pod CIDRs (`ip/len`) and addresses. Immutable:
+ * validation caches parsed addresses per object, so replace a changed node, never mutate it. */
 export interface MeshNode {
   cluster: string;
   name: string;

@@ -13,6 +13,8 @@ import { parseKey, type ParsedKey } from './keys.ts';
 import { clusterOfLabels, CLUSTER_LABEL_KEY, decodeLabels } from './labels.ts';
 import type { ClusterRef, MeshView } from './mesh-view.ts';
 import { parseAddr, parsePrefix, prefixContains, prefixesOverlap, sameAddr } from './prefixes.ts';
+import type { Prefix } from './prefixes.ts';
+import type { MeshNode } from './mesh-view.ts';
 import { RejectReason } from './types.ts';
 import type {
   ClusterConfig,
@@ -227,10 +229,7 @@ export function validateIpcache(
   const prefix = parsePrefix(key.prefixLength === null ? key.ip : `${key.ip}/${key.prefixLength}`)!;
   const nodes = [...mesh.nodesOf(remote.name)];
   const inPodCidr = nodes.some((n) =>
-    n.podCidrs.some((c) => {
-      const cidr = parsePrefix(c);
-      return cidr !== null && prefixContains(cidr, prefix.addr) && cidr.len <= prefix.len;
-    }),
+    parsedNode(n).cidrs.some((cidr) => prefixContains(cidr, prefix.addr) && cidr.len <= prefix.len),
   );
   if (!inPodCidr) {
     return reject(
@@ -239,21 +238,29 @@ export function validateIpcache(
     );
   }
   const host = parseAddr(entry.HostIP);
-  if (
-    !host ||
-    !nodes.some((n) =>
-      n.ips.some((ip) => {
-        const a = parseAddr(ip);
-        return a !== null && sameAddr(a, host);
-      }),
-    )
-  ) {
+  if (!host || !nodes.some((n) => parsedNode(n).ips.some((a) => sameAddr(a, host)))) {
     return reject(
       RejectReason.HostIpUnknown,
       `ipcache entry ${entry.IP} has HostIP ${JSON.stringify(entry.HostIP)}, not an address of a node of ${remote.name}`,
     );
   }
   return ok({ kind: 'ipcache', entry });
+}
+
+type Addr = Prefix['addr'];
+/** Parsed addresses per MeshNode object; a replaced node (new object) is parsed afresh. */
+const parsedNodes = new WeakMap<MeshNode, { cidrs: Prefix[]; ips: Addr[] }>();
+
+function parsedNode(n: MeshNode): { cidrs: Prefix[]; ips: Addr[] } {
+  let parsed = parsedNodes.get(n);
+  if (!parsed) {
+    parsed = {
+      cidrs: n.podCidrs.map((c) => parsePrefix(c)).filter((p) => p !== null),
+      ips: n.ips.map((ip) => parseAddr(ip)).filter((a) => a !== null),
+    };
+    parsedNodes.set(n, parsed);
+  }
+  return parsed;
 }
 
 export function validateNode(
@@ -303,8 +310,7 @@ function findNodeClash(
   for (const other of mesh.nodes()) {
     if (other.cluster === cluster && other.name === name) continue;
     const who = `node ${other.cluster}/${other.name}`;
-    const theirCidrs = other.podCidrs.map((c) => parsePrefix(c)).filter((p) => p !== null);
-    const theirIps = other.ips.map((ip) => parseAddr(ip)).filter((a) => a !== null);
+    const { cidrs: theirCidrs, ips: theirIps } = parsedNode(other);
     for (const { text, p } of mine) {
       if (
         theirCidrs.some((q) => prefixesOverlap(p, q)) ||
