@@ -13,14 +13,17 @@ import type {
   EndpointInfo,
   EndpointRequest,
   EndpointResponse,
+  PodLinks,
 } from './types.ts';
-import { createPodLink, deleteLink, hostIfname, linkInfo, podHasAddress } from './veth.ts';
+import { hostIfname, iprouteLinks } from './veth.ts';
 
 export interface EndpointManagerOptions {
   podCIDR: string;
   /** node state dir: ipam.json and endpoints.json live here; omit for in-memory state */
   stateDir?: string;
   datapath: EndpointDatapath;
+  /** kernel link operations; iproute2 by default */
+  links?: PodLinks;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -32,8 +35,10 @@ export class EndpointManager {
   readonly ipam: Ipam;
   private readonly store: EndpointStore;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly links: PodLinks;
 
   constructor(private readonly opts: EndpointManagerOptions) {
+    this.links = opts.links ?? iprouteLinks;
     this.ipam = Ipam.open(opts.podCIDR, opts.stateDir && join(opts.stateDir, 'ipam.json'));
     this.store = new EndpointStore(opts.stateDir && join(opts.stateDir, 'endpoints.json'));
   }
@@ -48,7 +53,7 @@ export class EndpointManager {
       let restored = 0;
       let removed = 0;
       for (const ep of this.store.all()) {
-        const link = await linkInfo(ep.hostIfname);
+        const link = await this.links.hostLink(ep.hostIfname);
         if (link && link.ifindex === ep.hostIfindex) {
           await this.opts.datapath.attach(ep);
           restored++;
@@ -131,8 +136,8 @@ export class EndpointManager {
     }
     let ep: EndpointInfo | undefined;
     try {
-      await deleteLink(host); // a leftover of an attempt that crashed half-way
-      const links = await createPodLink({
+      await this.links.remove(host); // a leftover of an attempt that crashed half-way
+      const links = await this.links.create({
         host,
         pod: req.ifname,
         netns: req.netns,
@@ -160,7 +165,7 @@ export class EndpointManager {
       return { ok: true, value: { endpoint: ep, gateway: this.ipam.routerIP } };
     } catch (err) {
       if (ep) await this.opts.datapath.detach(ep).catch(() => {});
-      await deleteLink(host).catch(() => {});
+      await this.links.remove(host).catch(() => {});
       this.ipam.release(owner);
       const msg = err instanceof Error ? err.message : String(err);
       return {
@@ -197,7 +202,7 @@ export class EndpointManager {
           msg: `no endpoint for container ${containerId} interface ${ifname}`,
         },
       };
-    const link = await linkInfo(ep.hostIfname);
+    const link = await this.links.hostLink(ep.hostIfname);
     if (!link || link.ifindex !== ep.hostIfindex) {
       return {
         ok: false,
@@ -207,7 +212,7 @@ export class EndpointManager {
         },
       };
     }
-    if (!(await podHasAddress(netns, ifname, ep.ip))) {
+    if (!(await this.links.podHasAddress(netns, ifname, ep.ip))) {
       return {
         ok: false,
         error: { code: CniCode.CHECK_FAILED, msg: `${ifname} in ${netns} does not hold ${ep.ip}` },
@@ -219,7 +224,7 @@ export class EndpointManager {
   /** Removes every trace of an endpoint; each step tolerates what is already gone. */
   private async forget(ep: EndpointInfo): Promise<void> {
     await this.opts.datapath.detach(ep);
-    await deleteLink(ep.hostIfname);
+    await this.links.remove(ep.hostIfname);
     this.store.remove(ep.containerId, ep.podIfname);
     this.ipam.release(key(ep.containerId, ep.podIfname));
     this.opts.log?.('endpoint deleted', { id: ep.id, ip: ep.ip, container: ep.containerId });

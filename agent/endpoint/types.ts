@@ -49,6 +49,32 @@ export interface EndpointDatapath {
   attachedIds?(): Promise<number[]>;
 }
 
+/** Plan of one pod link: host veth name, pod interface, pod namespace, address and gateway. */
+export interface PodLinkPlan {
+  host: string;
+  pod: string;
+  netns: string;
+  ip: string;
+  routerIP: string;
+}
+
+export interface LinkInfo {
+  ifindex: number;
+  mac: string;
+}
+
+/** The kernel side of endpoints (veth.ts through iproute2; a map in unit tests). */
+export interface PodLinks {
+  /** creates and configures both ends; throws on failure (the manager rolls back) */
+  create(plan: PodLinkPlan): Promise<{ host: LinkInfo; pod: LinkInfo }>;
+  /** deletes the host-side veth (its peer and routes go with it); absent is not an error */
+  remove(hostIfname: string): Promise<void>;
+  /** the host-side link, if it exists in the node's namespace */
+  hostLink(hostIfname: string): Promise<LinkInfo | undefined>;
+  /** whether the pod interface holds the address */
+  podHasAddress(netns: string, ifname: string, ip: string): Promise<boolean>;
+}
+
 /** CNI plugin -> agent, one JSON line per connection. */
 export type EndpointRequest =
   | { op: 'ping' }

@@ -9,14 +9,10 @@
 // does with cilium_host's address).
 import { createHash } from 'node:crypto';
 import { inNetns, mustRun, runCommand, CommandError } from '../routing/command.ts';
+import type { LinkInfo, PodLinkPlan, PodLinks } from './types.ts';
 
 /** Protocol tag of per-pod /32 routes (distinct from node routes, which routing prunes). */
 export const ENDPOINT_ROUTE_PROTO = 187;
-
-export interface LinkInfo {
-  ifindex: number;
-  mac: string;
-}
 
 /** Host-side veth name: "lxc" + 11 hex digits of a hash of the attachment (15-char limit). */
 export function hostIfname(containerId: string, ifname: string): string {
@@ -36,14 +32,6 @@ export async function deleteLink(ifname: string): Promise<void> {
   const result = await runCommand(argv);
   if (result.code !== 0 && !/Cannot find device|does not exist/.test(result.stderr))
     throw new CommandError(argv, result);
-}
-
-export interface PodLinkPlan {
-  host: string;
-  pod: string;
-  netns: string;
-  ip: string;
-  routerIP: string;
 }
 
 /** Creates and configures both ends; throws with the failing command on error (caller rolls back). */
@@ -94,3 +82,11 @@ export async function podHasAddress(netns: string, ifname: string, ip: string): 
   const links = JSON.parse(result.stdout) as Array<{ addr_info?: Array<{ local: string }> }>;
   return links.some((l) => l.addr_info?.some((a) => a.local === ip) ?? false);
 }
+
+/** PodLinks through iproute2, in the agent's (the node's) network namespace. */
+export const iprouteLinks: PodLinks = {
+  create: createPodLink,
+  remove: deleteLink,
+  hostLink: (ifname) => linkInfo(ifname),
+  podHasAddress,
+};
