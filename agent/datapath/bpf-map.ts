@@ -73,6 +73,10 @@ export class BpfMap<K, V> {
     }
   }
 
+  *values(): Generator<V> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
   private key(key: K): Buffer {
     const b = Buffer.alloc(this.codec.keySize);
     this.codec.encodeKey(key, b);

@@ -68,6 +68,9 @@ export interface Datapath {
   /** Writes an endpoint's whole policy: entries first, then enforcement flags (when enabling), so
    * the endpoint is never enforced against a partial rule set. */
   applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void;
+  /** Whether the maps hold exactly this policy for the endpoint (entries, prefixes, flags), read
+   * back from the kernel. */
+  endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean;
   /** Flow events, delivered from the event loop; returns the unsubscribe function. */
   subscribeEvents(cb: (event: FlowEvent) => void, opts?: { keepAlive?: boolean }): () => void;
   /** Delivers pending events now (tests; the event loop does it otherwise). */
@@ -208,6 +211,17 @@ class LoadedDatapath implements Datapath {
     this.prefixes.replace(endpointId, policy.prefixes);
     this.policy.replace(endpointId, policy.entries);
     if (!loosening) setFlags();
+  }
+
+  endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean {
+    const rows = [...this.endpoints.values()].filter((v) => v.endpointId === endpointId);
+    const flagsOk = rows.every(
+      (v) =>
+        v.ingressEnforced === policy.ingressEnforced && v.egressEnforced === policy.egressEnforced,
+    );
+    const p = this.policy.delta(endpointId, policy.entries);
+    const x = this.prefixes.delta(endpointId, policy.prefixes);
+    return flagsOk && p.add.length + p.remove.length + x.add.length + x.remove.length === 0;
   }
 
   subscribeEvents(cb: (event: FlowEvent) => void, opts: { keepAlive?: boolean } = {}): () => void {

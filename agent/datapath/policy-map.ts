@@ -119,16 +119,22 @@ export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
     return out;
   }
 
-  /** Converges the endpoint's entries on `entries`; returns the delta that was applied. */
-  replace(endpointId: number, entries: PolicyEntry[]): PolicyDelta {
+  /** What replace() would change to make the endpoint's entries equal `entries` (empty = converged). */
+  delta(endpointId: number, entries: PolicyEntry[]): PolicyDelta {
     const current = new Map(this.read(endpointId).map((e) => [policyKeyId(e), e]));
     const wanted = new Map(entries.map((e) => [policyKeyId(e), e]));
     const add = [...wanted.entries()]
       .filter(([id, e]) => current.get(id)?.deny !== e.deny)
       .map(([, e]) => e);
     const remove = [...current.entries()].filter(([id]) => !wanted.has(id)).map(([, e]) => e);
-    this.apply(endpointId, { add, remove });
     return { add, remove };
+  }
+
+  /** Converges the endpoint's entries on `entries`; returns the delta that was applied. */
+  replace(endpointId: number, entries: PolicyEntry[]): PolicyDelta {
+    const d = this.delta(endpointId, entries);
+    this.apply(endpointId, d);
+    return d;
   }
 }
 

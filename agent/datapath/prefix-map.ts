@@ -78,15 +78,21 @@ export class PrefixMap extends BpfMap<PrefixKey, PrefixValue> {
     return out;
   }
 
-  replace(endpointId: number, entries: PrefixEntry[]): PrefixDelta {
+  /** What replace() would change (empty = converged). */
+  delta(endpointId: number, entries: PrefixEntry[]): PrefixDelta {
     const current = new Map(this.read(endpointId).map((e) => [keyId(e), e]));
     const wanted = new Map(entries.map((e) => [keyId(e), e]));
     const add = [...wanted.entries()]
       .filter(([id, e]) => current.get(id)?.classId !== e.classId)
       .map(([, e]) => e);
     const remove = [...current.entries()].filter(([id]) => !wanted.has(id)).map(([, e]) => e);
-    this.apply(endpointId, { add, remove });
     return { add, remove };
+  }
+
+  replace(endpointId: number, entries: PrefixEntry[]): PrefixDelta {
+    const d = this.delta(endpointId, entries);
+    this.apply(endpointId, d);
+    return d;
   }
 }
 

@@ -58,6 +58,9 @@ test.serial('a second open on the same pin root adopts the maps: same ids, same 
   t.teardown(() => again.close());
   t.deepEqual(again.mapIds(), before);
   t.deepEqual(again.policy.read(endpointIdOf(p2)), oneWay().entries);
+  t.true(again.endpointPolicyConverged(endpointIdOf(p2), oneWay()));
+  t.false(again.endpointPolicyConverged(endpointIdOf(p2), { ...oneWay(), egressEnforced: true }));
+  t.false(again.endpointPolicyConverged(endpointIdOf(p2), { ...oneWay(), entries: [] }));
   t.deepEqual(again.endpoints.get(p2.ip), f.dp.endpoints.get(p2.ip));
   t.not(again.programIds().fromPod, f.dp.programIds().fromPod, 'a fresh program load');
 });
