@@ -95,6 +95,8 @@ export async function rawRequest(
 
 export interface KubectlControlPlane extends ControlPlane {
   tcpAddress: string;
+  /** Stops the API server process and starts a new one on the same etcd and addresses. */
+  restartApiServer(): Promise<void>;
   /** Runs the machine's kubectl inside the namespace against the server's TCP address. */
   kubectl(
     args: string[],
@@ -113,14 +115,16 @@ export async function startKubectlControlPlane(t: ExecutionContext): Promise<Kub
   t.teardown(() => etcd.stop());
   const socketPath = path.join(etcd.baseDir, 'apiserver.sock');
   const tcpAddress = `${ns.address}:6443`;
-  const proc = await startApiServerProcess({
+  const processOptions = {
     netns: ns.name,
     etcd: etcd.socketEndpoint,
     socketPath,
     tcpAddress,
     serviceCidr: '10.213.128.0/24',
-  });
-  t.teardown(() => proc.stop());
+  };
+  const proc = await startApiServerProcess(processOptions);
+  let current = proc;
+  t.teardown(() => current.stop());
   const kubeConfig = new UnixSocketKubeConfig(socketPath);
   t.teardown(() => kubeConfig.close());
   const kubeconfigPath = path.join(etcd.baseDir, 'kubeconfig');
@@ -151,6 +155,10 @@ export async function startKubectlControlPlane(t: ExecutionContext): Promise<Kub
     tcpAddress,
     kubectl,
     request: (m, p, b, ct) => rawRequest(socketPath, m, p, b, ct),
+    async restartApiServer() {
+      await current.stop();
+      current = await startApiServerProcess(processOptions);
+    },
   };
 }
 
