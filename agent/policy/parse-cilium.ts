@@ -100,6 +100,7 @@ function parseSpec(
   errors: FieldError[],
 ): ParsedPolicy {
   const spec = isObject(raw) ? raw : {};
+  rejectUnsupported(spec, SPEC_FIELDS, path, errors);
   if (spec.endpointSelector === undefined || spec.endpointSelector === null) {
     errors.push({
       field: `${path}.endpointSelector`,
@@ -128,6 +129,7 @@ function parseSpec(
     list.forEach((r, i) => {
       const rpath = `${path}.${section.field}[${i}]`;
       const rule = isObject(r) ? r : {};
+      rejectUnsupported(rule, RULE_FIELDS[section.peer], rpath, errors);
       const peers = parseRulePeers(rule, section.peer, rpath, scope, errors);
       const ports = parseToPorts(rule.toPorts, `${rpath}.toPorts`, errors);
       rules.push({
@@ -145,10 +147,66 @@ function parseSpec(
     namespace: scope.namespace,
     name,
     subject: makeSelector(subjectReqs),
-    ingressEnforced: enforced.ingress,
-    egressEnforced: enforced.egress,
+    ingressEnforced: enforced.ingress && defaultDeny(spec, 'ingress', path, errors),
+    egressEnforced: enforced.egress && defaultDeny(spec, 'egress', path, errors),
     rules,
   };
+}
+
+// Fields this engine enforces. Anything else (L7 rules, FQDNs, services, nodes, ICMP, ...) is
+// refused rather than ignored: ignoring `toFQDNs` next to `toPorts` would open the port to all.
+const SPEC_FIELDS = [
+  'endpointSelector',
+  'ingress',
+  'ingressDeny',
+  'egress',
+  'egressDeny',
+  'enableDefaultDeny',
+  'description',
+  'labels',
+];
+const RULE_FIELDS = {
+  from: ['fromEndpoints', 'fromCIDR', 'fromCIDRSet', 'fromEntities', 'toPorts'],
+  to: ['toEndpoints', 'toCIDR', 'toCIDRSet', 'toEntities', 'toPorts'],
+};
+
+function rejectUnsupported(
+  obj: Record<string, unknown>,
+  allowed: readonly string[],
+  path: string,
+  errors: FieldError[],
+): void {
+  for (const key of Object.keys(obj)) {
+    if (allowed.includes(key) || obj[key] === undefined || obj[key] === null) continue;
+    errors.push({
+      field: `${path}.${key}`,
+      type: 'Forbidden',
+      detail: `not supported: Isthmus enforces L3/L4 fields only (${allowed.join(', ')})`,
+    });
+  }
+}
+
+/** `enableDefaultDeny.<dir>: false` makes a policy add allows without isolating the endpoint. */
+function defaultDeny(
+  spec: Record<string, unknown>,
+  dir: 'ingress' | 'egress',
+  path: string,
+  errors: FieldError[],
+): boolean {
+  const edd = spec.enableDefaultDeny;
+  if (edd === undefined || edd === null) return true;
+  const v = isObject(edd) ? edd[dir] : undefined;
+  if (v === undefined || v === null) return true;
+  if (typeof v !== 'boolean') {
+    errors.push({
+      field: `${path}.enableDefaultDeny.${dir}`,
+      type: 'Invalid value',
+      value: v,
+      detail: 'must be true or false',
+    });
+    return true;
+  }
+  return v;
 }
 
 function parseRulePeers(
@@ -228,6 +286,7 @@ function parseToPorts(raw: unknown, path: string, errors: FieldError[]): PortSpe
   }
   const out: PortSpec[] = [];
   raw.forEach((pr, i) => {
+    if (isObject(pr)) rejectUnsupported(pr, ['ports'], `${path}[${i}]`, errors);
     const ports = isObject(pr) ? pr.ports : undefined;
     if (!Array.isArray(ports)) {
       errors.push({

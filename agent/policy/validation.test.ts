@@ -195,6 +195,38 @@ const INVALID: [string, Obj, string, string][] = [
     'Required value',
   ],
   [
+    'cnp toFQDNs is refused, not ignored',
+    cnp({
+      endpointSelector: sel,
+      egress: [
+        { toFQDNs: [{ matchName: 'example.com' }], toPorts: [{ ports: [{ port: '443' }] }] },
+      ],
+    }),
+    'spec.egress[0].toFQDNs',
+    'Forbidden',
+  ],
+  [
+    'cnp L7 rules are refused',
+    cnp({
+      endpointSelector: sel,
+      ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ method: 'GET' }] } }] }],
+    }),
+    'spec.ingress[0].toPorts[0].rules',
+    'Forbidden',
+  ],
+  [
+    'cnp nodeSelector is refused',
+    cnp({ nodeSelector: {}, endpointSelector: sel }),
+    'spec.nodeSelector',
+    'Forbidden',
+  ],
+  [
+    'cnp enableDefaultDeny not boolean',
+    cnp({ endpointSelector: sel, ingress: [{}], enableDefaultDeny: { ingress: 'no' } }),
+    'spec.enableDefaultDeny.ingress',
+    'Invalid value',
+  ],
+  [
     'cnp no spec at all',
     { kind: 'CiliumNetworkPolicy', metadata: { name: 'bad', namespace: 'x' } },
     'spec',

@@ -314,6 +314,30 @@ export const CILIUM_CASES: ConformanceCase[] = [
     [tcp(80, [deny('c2/*/*', 'x/a')])],
   ),
   cc(
+    'enableDefaultDeny false adds allows without isolating',
+    [
+      cnp('no-isolation', {
+        endpointSelector: podA,
+        enableDefaultDeny: { ingress: false },
+        ingress: [{ fromEndpoints: [{ matchLabels: { pod: 'b' } }] }],
+      }),
+      cnp('deny-only', {
+        endpointSelector: { matchLabels: { pod: 'b' } },
+        ingressDeny: [
+          {
+            fromEndpoints: [
+              { matchLabels: { pod: 'a' }, matchExpressions: [{ key: CL, operator: 'Exists' }] },
+            ],
+          },
+        ],
+      }),
+    ],
+    [
+      // a deny-only policy still isolates (Cilium: default deny for a direction with rules)
+      tcp(80, [deny('*', 'x/b'), allow('*', 'x/a')]),
+    ],
+  ),
+  cc(
     'an empty ingress rule isolates without admitting anyone',
     [cnp('isolate', { endpointSelector: podA, ingress: [{}] })],
     [tcp(80, [deny('*', 'x/a')])],
