@@ -30,7 +30,7 @@
 
 struct probe {
   char id[128], netns[512], ip[64], proto[8];
-  int port, fd, udp, connected, got;
+  int port, fd, udp, connected, got, slot;
   char marker[160];
   int marker_len;
   double start;
@@ -40,6 +40,7 @@ struct probe {
 static struct { char path[512]; int fd; } ns_cache[MAX_NS];
 static int ns_count;
 static int timeout_ms = 1000, parallel = 64;
+static struct probe **slots;  // the probes in flight, so deadline scans stay O(parallel)
 
 static double now_ms(void) {
   struct timespec ts;
@@ -76,6 +77,7 @@ static void finish(int ep, struct probe *p, const char *result, const char *deta
     epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
     p->fd = -1;
+    slots[p->slot] = NULL;
     (*inflight)--;
   }
 }
@@ -99,6 +101,8 @@ static int launch(int ep, struct probe *p, int *inflight) {
   }
   p->fd = socket(AF_INET, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (p->fd < 0) { finish(ep, p, "error", strerror(errno), inflight); return -1; }
+  for (p->slot = 0; slots[p->slot]; p->slot++) {}
+  slots[p->slot] = p;
   (*inflight)++;
   p->marker_len = snprintf(p->marker, sizeof p->marker, "isthmus-probe %s %ld\n", p->id, random());
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = p};
@@ -166,7 +170,9 @@ int main(int argc, char **argv) {
   }
   if (timeout_ms <= 0 || parallel <= 0) { fprintf(stderr, "usage: probe [--timeout-ms N] [--parallel N] < requests\n"); return 2; }
   srandom(getpid() ^ (unsigned)now_ms());
-  struct probe *pending = read_probes(), *all = pending;
+  struct probe *pending = read_probes();
+  slots = calloc(parallel, sizeof *slots);
+  if (!slots) return 1;
   int ep = epoll_create1(EPOLL_CLOEXEC), inflight = 0;
   struct epoll_event evs[64];
   while (pending || inflight > 0) {
@@ -175,14 +181,14 @@ int main(int argc, char **argv) {
       pending = pending->next;
     }
     double t = now_ms(), next_deadline = t + timeout_ms;
-    for (struct probe *p = all; p != pending; p = p->next)
-      if (p->fd >= 0 && p->start + timeout_ms < next_deadline) next_deadline = p->start + timeout_ms;
+    for (int s = 0; s < parallel; s++)
+      if (slots[s] && slots[s]->start + timeout_ms < next_deadline) next_deadline = slots[s]->start + timeout_ms;
     int wait = (int)(next_deadline - t) + 1;
     int n = epoll_wait(ep, evs, 64, wait < 0 ? 0 : wait);
     for (int k = 0; k < n; k++) on_event(ep, evs[k].data.ptr, evs[k].events, &inflight);
     t = now_ms();
-    for (struct probe *p = all; p != pending; p = p->next)
-      if (p->fd >= 0 && t - p->start >= timeout_ms) finish(ep, p, "dropped", "timeout", &inflight);
+    for (int s = 0; s < parallel; s++)
+      if (slots[s] && t - slots[s]->start >= timeout_ms) finish(ep, slots[s], "dropped", "timeout", &inflight);
   }
   return 0;
 }
