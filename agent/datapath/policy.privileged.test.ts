@@ -304,6 +304,16 @@ test.serial('revoking an entry stops an established flow', async (t) => {
   });
   t.deepEqual(f.dp.policy.read(ep2), []);
   stream.proc.kill('SIGKILL');
+  // The receiver's own ACKs must not reopen the flow as "replies": p2 acks, then p1's segment
+  // must still be dropped.
+  const sport = String(stream.lines[0]?.sport);
+  await f.topo.tool(p2.netnsPath, ['raw', 'tcp', p2.ip, p1.ip, '8080', sport, 'A']);
+  t.is(
+    await sniffDuring(p2, Number(sport), () =>
+      f.topo.tool(p1.netnsPath, ['raw', 'tcp', p1.ip, p2.ip, sport, '8080', 'PA']),
+    ),
+    0,
+  );
 });
 
 test.serial(

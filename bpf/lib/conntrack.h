@@ -76,15 +76,23 @@ static __always_inline void ct_touch(struct ct_value *v, const struct tuple *t, 
 		v->expires_ns = expires;
 }
 
-/* Creates the entry for an allowed original packet; returns 1 when it is a new connection. */
+/* Creates (or refreshes) the entry for an allowed original packet; returns 1 when it is a new
+ * connection. */
 static __always_inline int ct_create_or_touch(const struct ct_key *k, const struct tuple *t, __u64 now,
 					      __u32 peer_identity)
 {
 	struct ct_value *v = ct_lookup_live(k, now);
-	if (v) {
+	/* A fresh SYN on a closing entry is a new connection reusing the tuple: start over. */
+	int reopen = v && (v->flags & CT_F_CLOSING) && (t->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	if (v && !reopen) {
 		ct_touch(v, t, now, 0);
 		return 0;
 	}
+	/* Only a SYN opens a TCP connection. Otherwise the endpoint's own ACKs of a flow whose entry
+	 * a revoked rule removed would open a "connection" whose replies are the peer's packets,
+	 * and the revoked peer would get back in. */
+	if (t->protocol == IPPROTO_TCP && (t->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		return 0;
 	struct ct_value nv = {};
 	nv.packets_orig = 1;
 	nv.peer_identity = peer_identity;
