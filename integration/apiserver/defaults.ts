@@ -1,5 +1,7 @@
 // The defaulting kube-apiserver applies on write that readers of these kinds rely on
-// (protocols, policyTypes, target ports), and Secret stringData folded into data.
+// (protocols, policyTypes, target ports), and Secret stringData folded into data. Protocols in
+// atomic lists (NetworkPolicy and EndpointSlice ports) stay as written, so re-applying a file
+// stays "unchanged"; readers treat an absent protocol as TCP.
 import type { KubeObject } from './store.ts';
 
 type Obj = Record<string, unknown>;
@@ -62,8 +64,6 @@ export function applyDefaults(o: KubeObject): void {
       return defaultService(o);
     case 'NetworkPolicy':
       return defaultNetworkPolicy(o);
-    case 'EndpointSlice':
-      return defaultProtocol(o['ports']);
     case 'Secret':
       return foldStringData(o);
   }
