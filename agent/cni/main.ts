@@ -34,8 +34,20 @@ function requestOf(inv: Invocation): EndpointRequest {
         ...(inv.netns && { netns: inv.netns }),
       };
     case 'CHECK':
-      return { op: 'check', containerId: inv.containerId, ifname: inv.ifname, netns: inv.netns! };
+      return {
+        op: 'check',
+        containerId: inv.containerId,
+        ifname: inv.ifname,
+        netns: inv.netns!,
+        ...prevResultIP(inv.conf.prevResult),
+      };
   }
+}
+
+/** The pod address an earlier ADD reported (spec: CHECK verifies against prevResult). */
+function prevResultIP(prev: unknown): { expectIP?: string } {
+  const address = (prev as { ips?: Array<{ address?: unknown }> } | undefined)?.ips?.[0]?.address;
+  return typeof address === 'string' ? { expectIP: address.split('/')[0]! } : {};
 }
 
 async function main(): Promise<number> {

@@ -92,6 +92,12 @@ test('CHECK: ok, unknown container (3), missing veth or address (103)', async (t
     netns: netns('c1'),
   };
   t.deepEqual(await manager.handle(check), { ok: true });
+  t.deepEqual(await manager.handle({ ...check, expectIP: '10.1.0.2' }), { ok: true });
+  t.is(
+    errorCode(await manager.handle({ ...check, expectIP: '10.1.0.77' })),
+    103,
+    'prevResult disagrees',
+  );
   t.is(errorCode(await manager.handle({ ...check, containerId: 'c2' })), 3);
   const host = r.ok ? r.result!.endpoint.hostIfname : '';
   links.hosts.get(host)!.ip = '10.9.9.9';

@@ -80,9 +80,7 @@ export class EndpointManager {
       case 'del':
         return this.serial(() => this.del(req.containerId, req.ifname)).then(toResponse);
       case 'check':
-        return this.serial(() => this.check(req.containerId, req.ifname, req.netns)).then(
-          toResponse,
-        );
+        return this.serial(() => this.check(req)).then(toResponse);
       default:
         return Promise.resolve(
           fail(
@@ -188,11 +186,8 @@ export class EndpointManager {
     return { ok: true, value: undefined };
   }
 
-  private async check(
-    containerId: string,
-    ifname: string,
-    netns: string,
-  ): Promise<Outcome<undefined>> {
+  private async check(req: Extract<EndpointRequest, { op: 'check' }>): Promise<Outcome<undefined>> {
+    const { containerId, ifname, netns } = req;
     const ep = this.store.get(containerId, ifname);
     if (!ep)
       return {
@@ -202,6 +197,15 @@ export class EndpointManager {
           msg: `no endpoint for container ${containerId} interface ${ifname}`,
         },
       };
+    if (req.expectIP !== undefined && req.expectIP !== ep.ip) {
+      return {
+        ok: false,
+        error: {
+          code: CniCode.CHECK_FAILED,
+          msg: `prevResult names ${req.expectIP}, but endpoint ${ep.id} holds ${ep.ip}`,
+        },
+      };
+    }
     const link = await this.links.hostLink(ep.hostIfname);
     if (!link || link.ifindex !== ep.hostIfindex) {
       return {

@@ -88,7 +88,13 @@ export type EndpointRequest =
       namedPorts?: NamedPort[];
     }
   | { op: 'del'; containerId: string; ifname: string; netns?: string }
-  | { op: 'check'; containerId: string; ifname: string; netns: string }
+  | {
+      op: 'check';
+      containerId: string;
+      ifname: string;
+      netns: string;
+      /** from prevResult */ expectIP?: string;
+    }
   | { op: 'list' };
 
 /** An error in CNI terms: the plugin passes code/msg/details through to its error result. */

@@ -106,6 +106,15 @@ test.serial('ADD attaches the pod; ADD again returns the same result; CHECK pass
 
   const check = await invokeCni(cniEnv('CHECK', pod), netConf(node));
   t.is(check.code, 0, JSON.stringify(check.result));
+  const withPrev = (prevResult: unknown) =>
+    JSON.stringify({ ...JSON.parse(netConf(node)), prevResult });
+  t.is((await invokeCni(cniEnv('CHECK', pod), withPrev(add.result))).code, 0);
+  const wrong = await invokeCni(
+    cniEnv('CHECK', pod),
+    withPrev({ ...add.result, ips: [{ address: '10.1.0.99/32', interface: 1 }] }),
+  );
+  t.is(wrong.code, 1);
+  t.like(wrong.result, { code: 103 });
 });
 
 test.serial(
