@@ -404,3 +404,14 @@ test.serial(
     t.deepEqual(await etcd.getAll().prefix('/registry/ipaddresses/').keys(), []);
   },
 );
+
+test.serial('paths that do not exist and writes without a namespace are refused', async (t) => {
+  const cp = await startControlPlane(t);
+  const post = await cp.request('POST', '/api/v1/pods', pod('p'));
+  t.is(post.status, 405);
+  t.is(post.body.reason, 'MethodNotAllowed');
+  const unknown = await cp.request('GET', '/apis/cilium.io/v2/ciliumnodes');
+  t.like(unknown.body, { code: 404, reason: 'NotFound' });
+  const badSub = await cp.request('GET', '/api/v1/namespaces/x/configmaps/y/status');
+  t.is(badSub.status, 404);
+});

@@ -7,13 +7,7 @@ import { findResource, type ResourceType } from './resources.ts';
 import { ObjectStore, type KubeObject } from './store.ts';
 import { ObjectService, patchTypeOf } from './objects.ts';
 import { ServiceIpAllocator } from './service-ips.ts';
-import {
-  ApiError,
-  badRequest,
-  methodNotAllowed,
-  notFound,
-  unsupportedMediaType,
-} from './status.ts';
+import { ApiError, badRequest, methodNotAllowed, unsupportedMediaType } from './status.ts';
 import {
   apiGroupDoc,
   apiGroupList,
@@ -125,24 +119,20 @@ async function handle(
   const segs = url.pathname.split('/').filter((s) => s !== '');
   const doc = staticDocument(segs, req);
   if (doc !== undefined) {
-    if (doc === null) throw notFound({ group: '', resource: '' }, url.pathname);
+    if (doc === null) throw noSuchPath(url.pathname);
     return sendJson(res, 200, doc);
   }
   const path = resourcePath(segs);
-  if (!path)
-    throw new ApiError(
-      404,
-      'NotFound',
-      `the server could not find the requested resource (${url.pathname})`,
-    );
+  if (!path) throw noSuchPath(url.pathname);
   const q = url.searchParams;
   const dryRun = q.getAll('dryRun').includes('All');
   const { r, namespace, name, subresource } = path;
   if (subresource !== undefined && (subresource !== 'status' || !r.statusSubresource)) {
-    throw new ApiError(
-      404,
-      'NotFound',
-      `the server could not find the requested resource (${url.pathname})`,
+    throw noSuchPath(url.pathname);
+  }
+  if (r.namespaced && namespace === undefined && req.method !== 'GET') {
+    throw methodNotAllowed(
+      `${r.resource} are namespaced: ${req.method ?? ''} needs /namespaces/<namespace>/ in the path`,
     );
   }
   switch (`${req.method} ${name === undefined ? 'collection' : 'item'}`) {
@@ -185,6 +175,9 @@ async function handle(
       );
   }
 }
+
+const noSuchPath = (p: string) =>
+  new ApiError(404, 'NotFound', `the server could not find the requested resource (${p})`);
 
 /** Discovery, version, OpenAPI and health documents; null for an unknown one of them. */
 function staticDocument(segs: string[], req: IncomingMessage): object | null | undefined {
