@@ -205,3 +205,22 @@ test('the rules behind a decision are reported', (t) => {
     ['CiliumNetworkPolicy/x/deny spec.ingressDeny[0]'],
   );
 });
+
+test('egress named ports towards a CIDR resolve over every known pod', (t) => {
+  const e = engineWithA();
+  e.setPodNamedPorts('c1/x/b-1', B, [{ name: 'web', port: 8000, protocol: Protocol.TCP }]);
+  e.upsertPolicy(
+    cnp({
+      endpointSelector: { matchLabels: { app: 'a' } },
+      egress: [{ toCIDR: ['192.168.0.0/16'], toPorts: [{ ports: [{ port: 'web' }] }] }],
+    }),
+  );
+  t.true(verdict(e, 'egress', ReservedIdentity.world, 8000, '192.168.1.1'));
+  t.false(verdict(e, 'egress', ReservedIdentity.world, 8000, '10.0.0.1'));
+  t.false(verdict(e, 'egress', ReservedIdentity.world, 9000, '192.168.1.1'));
+  const d = e.setPodNamedPorts('c1/x/b-2', B, [
+    { name: 'web', port: 9000, protocol: Protocol.TCP },
+  ]);
+  t.is(d.length, 1);
+  t.true(verdict(e, 'egress', ReservedIdentity.world, 9000, '192.168.1.1'));
+});

@@ -2,66 +2,28 @@
 // entries, maintained incrementally and emitted as deltas. Pure: no I/O, no clocks.
 import { reservedIdentities } from '../identity/labels.ts';
 import type { SecurityLabels } from '../identity/types.ts';
+import { ANY_PEER, type Direction, type EndpointPolicy, type PolicyEntry } from './entry.ts';
 import {
-  ANY_PEER,
-  type Direction,
-  type EndpointPolicy,
-  type PolicyEntry,
-  type PrefixEntry,
-} from './entry.ts';
+  allPrefixes,
+  DIRECTIONS,
+  isEmpty,
+  makeDelta,
+  missingFrom,
+  newState,
+  type DirState,
+  type EndpointDelta,
+  type EndpointState,
+  type LocalEndpoint,
+} from './endpoint-state.ts';
 import { PolicyError } from './errors.ts';
-import {
-  contributions,
-  entryKey,
-  flattenCidrs,
-  peerEntries,
-  prefixKey,
-  type CidrRule,
-  type Contribution,
-  type NamedPortSource,
-} from './resolve.ts';
+import { NamedPortIndex } from './named-ports.ts';
+import { hasNamedPorts, PeerEntryComputer } from './peer-entries.ts';
+import { entryKey, flattenCidrs, prefixKey, type CidrRule, type Contribution } from './resolve.ts';
 import { SelectorCache } from './selector-cache.ts';
 import { matches } from './selector.ts';
 import type { NamedPort, ParsedPolicy, PolicyRule } from './types.ts';
 
-export interface LocalEndpoint {
-  /** stable name, e.g. `x/a` */
-  name: string;
-  identity: number;
-  namedPorts: readonly NamedPort[];
-}
-
-/** What changed for one endpoint; the datapath reconciler writes exactly this. */
-export interface EndpointDelta {
-  endpoint: string;
-  ingressEnforced: boolean;
-  egressEnforced: boolean;
-  add: PolicyEntry[];
-  remove: PolicyEntry[];
-  addPrefixes: PrefixEntry[];
-  removePrefixes: PrefixEntry[];
-}
-
-interface DirState {
-  enforced: boolean;
-  rules: PolicyRule[];
-  /** peer -> entry keys currently emitted for it */
-  byPeer: Map<number, string[]>;
-  classes: Map<number, CidrRule[]>;
-  prefixes: Map<string, PrefixEntry>;
-}
-
-interface EndpointState {
-  ep: LocalEndpoint;
-  labels: SecurityLabels;
-  policies: string[];
-  selectors: Set<string>;
-  entries: Map<string, PolicyEntry>;
-  dirs: Record<Direction, DirState>;
-}
-
-const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
-const MEMO_LIMIT = 50_000;
+export type { EndpointDelta, LocalEndpoint } from './endpoint-state.ts';
 
 export class PolicyEngine {
   readonly cache = new SelectorCache();
@@ -69,11 +31,8 @@ export class PolicyEngine {
   private readonly endpoints = new Map<string, EndpointState>();
   /** selector key -> endpoints whose rules use it */
   private readonly users = new Map<string, Set<string>>();
-  /** identity -> pod name -> named ports (what the ipcache knows about every pod) */
-  private readonly peerPorts = new Map<number, Map<string, readonly NamedPort[]>>();
-  private readonly memo = new Map<string, PolicyEntry[]>();
-  private readonly ruleIds = new WeakMap<PolicyRule, number>();
-  private nextRuleId = 1;
+  private readonly namedPorts = new NamedPortIndex();
+  private readonly computer = new PeerEntryComputer(this.namedPorts);
 
   constructor(readonly cluster: string) {
     for (const r of reservedIdentities()) this.cache.upsertIdentity(r.id, r.labels);
@@ -82,20 +41,18 @@ export class PolicyEngine {
   // ---- inputs ------------------------------------------------------------------------------
 
   upsertIdentity(id: number, labels: SecurityLabels): EndpointDelta[] {
-    const changed = this.cache.upsertIdentity(id, labels);
-    return this.refreshPeer(id, changed);
+    return this.refreshPeers(this.usersOf(this.cache.upsertIdentity(id, labels)), [id], DIRECTIONS);
   }
 
   removeIdentity(id: number): EndpointDelta[] {
-    const changed = this.cache.removeIdentity(id);
-    return this.refreshPeer(id, changed);
+    return this.refreshPeers(this.usersOf(this.cache.removeIdentity(id)), [id], DIRECTIONS);
   }
 
   upsertPolicy(policy: ParsedPolicy): EndpointDelta[] {
     const old = this.policies.get(policy.key);
+    this.takeSelectors(policy);
     if (old) this.releaseSelectors(old);
     this.policies.set(policy.key, policy);
-    this.takeSelectors(policy);
     return this.recomputeWhere(
       (s) =>
         (old !== undefined && s.policies.includes(old.key)) || matches(policy.subject, s.labels),
@@ -119,18 +76,14 @@ export class PolicyEngine {
       );
     }
     const prev = this.endpoints.get(ep.name);
-    const state: EndpointState = prev ?? {
-      ep,
-      labels,
-      policies: [],
-      selectors: new Set(),
-      entries: new Map(),
-      dirs: { ingress: emptyDir(), egress: emptyDir() },
-    };
+    const state = prev ?? newState(ep, labels);
     state.ep = ep;
     state.labels = labels;
     this.endpoints.set(ep.name, state);
-    return [this.recompute(state)].filter(nonEmpty(prev === undefined));
+    const d = this.recompute(state);
+    return prev === undefined || d
+      ? [d ?? makeDelta(state, { add: [], remove: [], addPrefixes: [], removePrefixes: [] })]
+      : [];
   }
 
   deleteEndpoint(name: string): EndpointDelta[] {
@@ -138,9 +91,13 @@ export class PolicyEngine {
     if (!state) return [];
     this.setUses(state, new Set());
     this.endpoints.delete(name);
-    return [
-      delta(state, [], [...state.entries.values()], [], [...allPrefixes(state)], false, false),
-    ];
+    const d = makeDelta(state, {
+      add: [],
+      remove: [...state.entries.values()],
+      addPrefixes: [],
+      removePrefixes: [...allPrefixes(state)],
+    });
+    return [{ ...d, ingressEnforced: false, egressEnforced: false }];
   }
 
   /** Named ports of a pod anywhere in the mesh (egress named ports resolve against these). */
@@ -149,18 +106,20 @@ export class PolicyEngine {
     identity: number,
     ports: readonly NamedPort[] | undefined,
   ): EndpointDelta[] {
-    for (const [id, pods] of this.peerPorts) {
-      if (id !== identity && pods.delete(pod) && pods.size === 0) this.peerPorts.delete(id);
+    const changed = this.namedPorts.set(pod, identity, ports);
+    if (changed.length === 0) return [];
+    const out: EndpointDelta[] = [];
+    const peerOnly = new Set<string>();
+    for (const s of this.endpoints.values()) {
+      const named = s.dirs.egress.rules.filter((r) => hasNamedPorts([r]));
+      if (named.length === 0) continue;
+      // wildcard and CIDR peers resolve over every pod: rebuild; identity peers: refresh those peers
+      if (named.some((r) => r.peers.some((p) => p.kind !== 'selector'))) {
+        const d = this.recompute(s);
+        if (d) out.push(d);
+      } else peerOnly.add(s.ep.name);
     }
-    if (ports && ports.length > 0) {
-      let pods = this.peerPorts.get(identity);
-      if (!pods) this.peerPorts.set(identity, (pods = new Map()));
-      pods.set(pod, ports);
-    } else this.peerPorts.get(identity)?.delete(pod);
-    // only endpoints with egress named-port rules can change
-    return this.recomputeWhere((s) =>
-      s.dirs.egress.rules.some((r) => r.ports.some((p) => p.kind === 'named')),
-    );
+    return [...out, ...this.refreshPeers(peerOnly, changed, ['egress'])];
   }
 
   // ---- outputs -----------------------------------------------------------------------------
@@ -170,13 +129,7 @@ export class PolicyEngine {
   }
 
   policyOf(name: string): EndpointPolicy {
-    const s = this.mustGet(name);
-    return {
-      ingressEnforced: s.dirs.ingress.enforced,
-      egressEnforced: s.dirs.egress.enforced,
-      entries: [...s.entries.values()],
-      prefixes: [...allPrefixes(s)],
-    };
+    return snapshot(this.mustGet(name));
   }
 
   /** Policies selecting the endpoint, by key. */
@@ -184,38 +137,31 @@ export class PolicyEngine {
     return [...this.mustGet(name).policies];
   }
 
-  /** The contributions (rule, ports) behind entries for one peer: the "why" of a decision. */
+  /** The rule contributions behind the entries for one peer: the "why" of a decision. */
   contributionsFor(name: string, direction: Direction, peer: number): Contribution[] {
     const s = this.mustGet(name);
     const dir = s.dirs[direction];
     const cidrRules = dir.classes.get(peer);
     if (cidrRules)
-      return this.collect(
-        s,
+      return this.computer.contributions(
         direction,
         cidrRules.map((c) => c.rule),
         'all',
+        s.ep.namedPorts,
       );
-    return this.collect(s, direction, this.rulesForPeer(dir, peer), peer);
+    return this.computer.contributions(
+      direction,
+      this.rulesForPeer(dir, peer),
+      peer === ANY_PEER ? 'all' : peer,
+      s.ep.namedPorts,
+    );
   }
 
-  /** Everything recomputed from scratch, for checks against the incremental state. */
+  /** The endpoint computed from scratch, for checks against the incremental state. */
   fullRecompute(name: string): EndpointPolicy {
-    const s = this.mustGet(name);
-    const shadow: EndpointState = {
-      ...s,
-      policies: [],
-      selectors: new Set(),
-      entries: new Map(),
-      dirs: { ingress: emptyDir(), egress: emptyDir() },
-    };
-    this.build(shadow);
-    return {
-      ingressEnforced: shadow.dirs.ingress.enforced,
-      egressEnforced: shadow.dirs.egress.enforced,
-      entries: [...shadow.entries.values()],
-      prefixes: [...allPrefixes(shadow)],
-    };
+    const shadow = newState(this.mustGet(name).ep, this.mustGet(name).labels);
+    this.build(shadow, false);
+    return snapshot(shadow);
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -241,40 +187,45 @@ export class PolicyEngine {
         if (peer.kind === 'selector') this.cache.release(peer.selector.key);
   }
 
+  private usersOf(selectorKeys: string[]): Set<string> {
+    const names = new Set<string>();
+    for (const k of selectorKeys) this.users.get(k)?.forEach((n) => names.add(n));
+    return names;
+  }
+
   private recomputeWhere(pred: (s: EndpointState) => boolean): EndpointDelta[] {
     const out: EndpointDelta[] = [];
     for (const s of this.endpoints.values()) {
       if (!pred(s)) continue;
       const d = this.recompute(s);
-      if (nonEmpty(false)(d)) out.push(d);
+      if (d) out.push(d);
     }
     return out;
   }
 
-  /** Rebuilds one endpoint and returns the difference to what it had. */
-  private recompute(s: EndpointState): EndpointDelta {
+  /** Rebuilds one endpoint; returns what changed, or undefined when nothing did. */
+  private recompute(s: EndpointState): EndpointDelta | undefined {
     const before = s.entries;
     const beforePrefixes = new Map([...allPrefixes(s)].map((p) => [prefixKey(p), p]));
-    const wasEnforced = [s.dirs.ingress.enforced, s.dirs.egress.enforced];
-    s.entries = new Map();
-    s.dirs = { ingress: emptyDir(), egress: emptyDir() };
-    this.build(s);
+    const wasEnforced = `${s.dirs.ingress.enforced}/${s.dirs.egress.enforced}`;
+    const fresh = newState(s.ep, s.labels);
+    s.entries = fresh.entries;
+    s.dirs = fresh.dirs;
+    this.build(s, true);
     const afterPrefixes = new Map([...allPrefixes(s)].map((p) => [prefixKey(p), p]));
-    const d = delta(
-      s,
-      diff(s.entries, before),
-      diff(before, s.entries),
-      diff(afterPrefixes, beforePrefixes),
-      diff(beforePrefixes, afterPrefixes),
-      s.dirs.ingress.enforced,
-      s.dirs.egress.enforced,
-    );
-    if (wasEnforced[0] !== s.dirs.ingress.enforced || wasEnforced[1] !== s.dirs.egress.enforced)
-      d.enforcementChanged = true;
-    return d;
+    const d = makeDelta(s, {
+      add: missingFrom(s.entries, before),
+      remove: missingFrom(before, s.entries),
+      addPrefixes: missingFrom(afterPrefixes, beforePrefixes),
+      removePrefixes: missingFrom(beforePrefixes, afterPrefixes),
+    });
+    const enforcementChanged =
+      wasEnforced !== `${s.dirs.ingress.enforced}/${s.dirs.egress.enforced}`;
+    return enforcementChanged || !isEmpty(d) ? d : undefined;
   }
 
-  private build(s: EndpointState): void {
+  /** Computes every entry and prefix of an endpoint; `track` registers its selector uses. */
+  private build(s: EndpointState, track: boolean): void {
     const selecting = [...this.policies.values()]
       .filter((p) => matches(p.subject, s.labels))
       .sort((a, b) => (a.key < b.key ? -1 : 1));
@@ -305,21 +256,32 @@ export class PolicyEngine {
         }
       }
       for (const [peer, rules] of rulesByPeer)
-        this.store(s, direction, peer, this.entriesFor(s, direction, rules, peer));
+        this.store(
+          s,
+          direction,
+          peer,
+          this.computer.entries(direction, rules, peer, s.ep.namedPorts),
+        );
       const flat = flattenCidrs(direction, cidrRules);
       for (const cls of flat.classes) {
         dir.classes.set(cls.classId, cls.rules);
-        const contribs = this.collect(
+        // a class is not an identity: egress named ports resolve over every pod
+        this.store(
           s,
           direction,
-          cls.rules.map((c) => c.rule),
-          'all',
+          cls.classId,
+          this.computer.entries(
+            direction,
+            cls.rules.map((c) => c.rule),
+            cls.classId,
+            s.ep.namedPorts,
+            'all',
+          ),
         );
-        this.store(s, direction, cls.classId, peerEntries(direction, cls.classId, contribs));
       }
       for (const p of flat.prefixes) dir.prefixes.set(prefixKey(p), p);
     }
-    this.setUses(s, used);
+    if (track) this.setUses(s, used);
   }
 
   /** Rules of a direction that reach `peer` through an identity selector or a wildcard. */
@@ -333,45 +295,6 @@ export class PolicyEngine {
             : false,
       ),
     );
-  }
-
-  private emitPeer(s: EndpointState, direction: Direction, peer: number): void {
-    const rules = this.rulesForPeer(s.dirs[direction], peer);
-    this.store(s, direction, peer, this.entriesFor(s, direction, rules, peer));
-  }
-
-  /**
-   * Entries of one peer. Without named ports they depend only on the rules, so peers and
-   * endpoints sharing a rule set share one computation (rule objects are immutable; ids unique).
-   */
-  private entriesFor(
-    s: EndpointState,
-    direction: Direction,
-    rules: readonly PolicyRule[],
-    peer: number,
-  ): PolicyEntry[] {
-    if (rules.length === 0) return [];
-    const named = rules.some((r) => r.ports.some((p) => p.kind === 'named'));
-    if (named)
-      return peerEntries(
-        direction,
-        peer,
-        this.collect(s, direction, rules, peer === ANY_PEER ? 'all' : peer),
-      );
-    const key = direction + rules.map((r) => this.ruleId(r)).join(',');
-    let template = this.memo.get(key);
-    if (!template) {
-      if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
-      template = peerEntries(direction, ANY_PEER, this.collect(s, direction, rules, peer));
-      this.memo.set(key, template);
-    }
-    return template.map((e) => ({ ...e, peer }));
-  }
-
-  private ruleId(r: PolicyRule): number {
-    let id = this.ruleIds.get(r);
-    if (id === undefined) this.ruleIds.set(r, (id = this.nextRuleId++));
-    return id;
   }
 
   private store(
@@ -388,32 +311,6 @@ export class PolicyEngine {
     else dir.byPeer.delete(peer);
   }
 
-  private collect(
-    s: EndpointState,
-    direction: Direction,
-    rules: readonly PolicyRule[],
-    peer: number | 'all',
-  ): Contribution[] {
-    const out: Contribution[] = [];
-    const source = this.namedPortSource(s, direction, peer);
-    for (const r of rules) contributions(r, source, out);
-    return out;
-  }
-
-  /** Ingress: the endpoint's own port names. Egress: the destination's, over every pod known with that identity. */
-  private namedPortSource(
-    s: EndpointState,
-    direction: Direction,
-    peer: number | 'all',
-  ): NamedPortSource {
-    if (direction === 'ingress') return (name) => s.ep.namedPorts.filter((p) => p.name === name);
-    const pods =
-      peer === 'all'
-        ? [...this.peerPorts.values()].flatMap((m) => [...m.values()])
-        : [...(this.peerPorts.get(peer)?.values() ?? [])];
-    return (name) => pods.flatMap((ports) => ports.filter((p) => p.name === name));
-  }
-
   private setUses(s: EndpointState, used: Set<string>): void {
     for (const k of s.selectors) if (!used.has(k)) this.users.get(k)?.delete(s.ep.name);
     for (const k of used) {
@@ -424,79 +321,51 @@ export class PolicyEngine {
     s.selectors = used;
   }
 
-  /** An identity appeared or left: only entries for that peer change, only where a selector moved. */
-  private refreshPeer(id: number, changedSelectors: string[]): EndpointDelta[] {
-    const affected = new Set<string>();
-    for (const k of changedSelectors) this.users.get(k)?.forEach((n) => affected.add(n));
+  /** Recomputes only the entries of the given peers, for the given endpoints and directions. */
+  private refreshPeers(
+    names: Iterable<string>,
+    peers: readonly number[],
+    directions: readonly Direction[],
+  ): EndpointDelta[] {
     const out: EndpointDelta[] = [];
-    for (const name of affected) {
+    for (const name of names) {
       const s = this.endpoints.get(name);
       if (!s) continue;
-      const before = new Map<string, PolicyEntry>();
-      for (const direction of DIRECTIONS)
-        for (const k of s.dirs[direction].byPeer.get(id) ?? []) before.set(k, s.entries.get(k)!);
-      for (const direction of DIRECTIONS) this.emitPeer(s, direction, id);
-      const after = new Map<string, PolicyEntry>();
-      for (const direction of DIRECTIONS)
-        for (const k of s.dirs[direction].byPeer.get(id) ?? []) after.set(k, s.entries.get(k)!);
-      const d = delta(
-        s,
-        diff(after, before),
-        diff(before, after),
-        [],
-        [],
-        s.dirs.ingress.enforced,
-        s.dirs.egress.enforced,
-      );
-      if (d.add.length + d.remove.length > 0) out.push(d);
+      const keysOf = () => {
+        const m = new Map<string, PolicyEntry>();
+        for (const d of directions)
+          for (const p of peers)
+            for (const k of s.dirs[d].byPeer.get(p) ?? []) m.set(k, s.entries.get(k)!);
+        return m;
+      };
+      const before = keysOf();
+      for (const d of directions) {
+        for (const p of peers)
+          this.store(
+            s,
+            d,
+            p,
+            this.computer.entries(d, this.rulesForPeer(s.dirs[d], p), p, s.ep.namedPorts),
+          );
+      }
+      const after = keysOf();
+      const delta = makeDelta(s, {
+        add: missingFrom(after, before),
+        remove: missingFrom(before, after),
+        addPrefixes: [],
+        removePrefixes: [],
+      });
+      if (!isEmpty(delta)) out.push(delta);
     }
     return out;
   }
 }
 
-function emptyDir(): DirState {
-  return { enforced: false, rules: [], byPeer: new Map(), classes: new Map(), prefixes: new Map() };
-}
-
-function* allPrefixes(s: EndpointState): Iterable<PrefixEntry> {
-  for (const d of DIRECTIONS) yield* s.dirs[d].prefixes.values();
-}
-
-function diff<T>(a: Map<string, T>, b: Map<string, T>): T[] {
-  const out: T[] = [];
-  for (const [k, v] of a) if (!b.has(k)) out.push(v);
-  return out;
-}
-
-type InternalDelta = EndpointDelta & { enforcementChanged?: boolean };
-
-function delta(
-  s: EndpointState,
-  add: PolicyEntry[],
-  remove: PolicyEntry[],
-  addPrefixes: PrefixEntry[],
-  removePrefixes: PrefixEntry[],
-  ingressEnforced: boolean,
-  egressEnforced: boolean,
-): InternalDelta {
+function snapshot(s: EndpointState): EndpointPolicy {
   return {
-    endpoint: s.ep.name,
-    ingressEnforced,
-    egressEnforced,
-    add,
-    remove,
-    addPrefixes,
-    removePrefixes,
-  };
-}
-
-function nonEmpty(always: boolean): (d: InternalDelta) => boolean {
-  return (d) => {
-    const keep =
-      always ||
-      d.enforcementChanged === true ||
-      d.add.length + d.remove.length + d.addPrefixes.length + d.removePrefixes.length > 0;
-    delete d.enforcementChanged;
-    return keep;
+    ingressEnforced: s.dirs.ingress.enforced,
+    egressEnforced: s.dirs.egress.enforced,
+    entries: [...s.entries.values()],
+    prefixes: [...allPrefixes(s)],
   };
 }
