@@ -44,6 +44,11 @@ export interface UpOptions {
   agentReadyTimeoutMs?: number;
   /** period of each agent's full route pass (agent default 10 s) */
   routeIntervalMs?: number;
+  /**
+   * Which nodes each agent routes to: its own cluster's (default; remote clusters' nodes arrive
+   * through the mesh) or every node of the lab (static cross-cluster routing without the mesh).
+   */
+  nodeTable?: 'cluster' | 'lab';
 }
 
 export class Lab {
@@ -75,7 +80,7 @@ export class Lab {
       for (const node of nodesOf(plan)) await mountBpffs(node);
       if (opts.failAfter === 'mounts') throw new Error('simulated failure after mounts');
       for (const node of nodesOf(plan)) {
-        record.agents.push({ node: node.name, pid: startAgent(plan, node, opts.routeIntervalMs) });
+        record.agents.push({ node: node.name, pid: startAgent(plan, node, opts) });
         writeRecord(record);
       }
       await Promise.all(
@@ -258,15 +263,17 @@ async function mountBpffs(node: NodePlan): Promise<void> {
   await mustRun(['mount', '-t', 'bpf', 'bpf', node.bpffs]);
 }
 
-function startAgent(plan: LabPlan, node: NodePlan, routeIntervalMs?: number): number {
+function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
+  const peers =
+    opts.nodeTable === 'lab'
+      ? nodesOf(plan)
+      : plan.clusters.find((c) => c.name === node.cluster)!.nodes;
   const config: AgentConfig = {
-    ...(routeIntervalMs !== undefined && { routeIntervalMs }),
+    ...(opts.routeIntervalMs !== undefined && { routeIntervalMs: opts.routeIntervalMs }),
     nodeName: node.name,
     nodeIP: node.ip,
     podCIDR: node.podCIDR,
-    nodes: plan.clusters
-      .find((c) => c.name === node.cluster)!
-      .nodes.map((n) => ({ name: n.name, underlayIP: n.ip, podCIDR: n.podCIDR })),
+    nodes: peers.map((n) => ({ name: n.name, underlayIP: n.ip, podCIDR: n.podCIDR })),
     bpffs: node.bpffs,
     stateDir: node.stateDir,
   };
