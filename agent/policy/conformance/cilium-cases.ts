@@ -153,17 +153,17 @@ export const CILIUM_CASES: ConformanceCase[] = [
   cc(
     'CIDR with except matches pod addresses, except carves a hole',
     [
-      // c2 pods live in 10.2.0.0/16; y of c2 is 10.2.2.0/24
+      // the /16 of c2's pods, with c2/y/b carved out
       cnp('to-c2-but-y', {
         endpointSelector: podA,
-        egress: [{ toCIDRSet: [{ cidr: '10.2.0.0/16', except: ['10.2.2.0/24'] }] }],
+        egress: [{ toCIDRSet: [{ cidr: '{{cidr16:c2/x/a}}', except: ['{{ip:c2/y/b}}/32'] }] }],
       }),
     ],
     [tcp(80, [deny('x/a', '*'), allow('x/a', 'c2/x/*')])],
   ),
   cc(
     'toCIDR and fromCIDR with a single pod address',
-    [cnp('from-c2-xb', { endpointSelector: podA, ingress: [{ fromCIDR: ['10.2.1.11/32'] }] })],
+    [cnp('from-c2-xb', { endpointSelector: podA, ingress: [{ fromCIDR: ['{{ip:c2/x/b}}/32'] }] })],
     [tcp(80, [deny('*', 'x/a'), allow('c2/x/b', 'x/a')])],
   ),
   cc(
@@ -216,7 +216,7 @@ export const CILIUM_CASES: ConformanceCase[] = [
       }),
       cnp('deny-cidr', {
         endpointSelector: podA,
-        ingressDeny: [{ fromCIDRSet: [{ cidr: '10.1.0.0/16', except: ['10.1.2.0/24'] }] }],
+        ingressDeny: [{ fromCIDRSet: [{ cidr: '{{cidr16:x/b}}', except: ['{{ip:y/b}}/32'] }] }],
       }),
     ],
     [tcp(80, [deny('*', 'x/a'), allow('y/b', 'x/a')])],

@@ -2,6 +2,7 @@
 // its rendering into cluster YAML + expected verdicts. The lab replays the same cases with real
 // packets: render a step with `stepSources`, apply it, run `lab probe`, compare with
 // `expectedRows`.
+import ipaddr from 'ipaddr.js';
 import { stringify } from 'yaml';
 
 /** `x/a` one pod, `x/*` a namespace, `*` every pod; with clusters: `c2/x/a`, `c2/x/*`, `c2/*`. */
@@ -85,8 +86,11 @@ function stateAt(c: ConformanceCase, step: number): State {
 export function stepSources(
   c: ConformanceCase,
   step: number,
+  /** actual pod IPs by `cluster/ns/pod` (the lab's); default: the planned `podIp` */
+  ips?: ReadonlyMap<string, string>,
 ): { cluster: string; file: string; text: string }[] {
   const state = stateAt(c, step);
+  const ipOf = (pod: string) => ips?.get(fullPod(pod)) ?? podIp(c, pod);
   const byCluster = new Map<string, Record<string, unknown>[]>();
   const push = (cluster: string, o: Record<string, unknown>) => {
     let list = byCluster.get(cluster);
@@ -117,13 +121,13 @@ export function stepSources(
       kind: 'Pod',
       metadata: { name, namespace: ns, labels: state.podLabels.get(p) ?? { pod: name } },
       spec: { containers: [{ name: 'cont', image: 'agnhost', ports }] },
-      status: { podIP: podIp(c, p) },
+      status: { podIP: ipOf(p) },
     });
   }
   for (const [key, o] of state.objects) {
     const cluster = key.split('|')[0]!;
     const { cluster: _drop, ...obj } = o as { cluster?: string };
-    push(cluster, resolveIps(c, obj));
+    push(cluster, resolveIps(obj, ipOf));
   }
   return [...byCluster]
     .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -134,15 +138,18 @@ export function stepSources(
     }));
 }
 
-/** `{{ip:x/b}}` -> that pod's IP; `{{cidr4:x/b}}` -> the /4 around it (upstream makeLargeCIDRForIP). */
-function resolveIps<T>(c: ConformanceCase, value: T): T {
+/**
+ * `{{ip:x/b}}` -> that pod's IP; `{{cidr4:x/b}}` / `{{cidr16:x/b}}` -> the /4 (upstream's
+ * makeLargeCIDRForIP) or /16 around it. Cases name addresses this way so a lab can use its own.
+ */
+function resolveIps<T>(value: T, ipOf: (pod: string) => string): T {
   const text = JSON.stringify(value).replace(
-    /\{\{(ip|cidr4):([^}]+)\}\}/g,
+    /\{\{(ip|cidr4|cidr16):([^}]+)\}\}/g,
     (_m, kind: string, pod: string) => {
-      const ip = podIp(c, pod);
+      const ip = ipOf(pod);
       if (kind === 'ip') return ip;
-      const first = Number(ip.split('.')[0]) & 0xf0;
-      return `${first}.0.0.0/4`;
+      const bits = kind === 'cidr4' ? 4 : 16;
+      return `${ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${bits}`).toString()}/${bits}`;
     },
   );
   return JSON.parse(text) as T;

@@ -14,11 +14,15 @@ export interface Mismatch {
   reason: string;
 }
 
-export function runCase(c: ConformanceCase): { mismatches: Mismatch[]; checked: number } {
+/** `ips`: actual pod IPs (e.g. the lab's); default the planned ones. */
+export function runCase(
+  c: ConformanceCase,
+  ips?: ReadonlyMap<string, string>,
+): { mismatches: Mismatch[]; checked: number } {
   const mismatches: Mismatch[] = [];
   let checked = 0;
   c.steps.forEach((step, i) => {
-    const mesh = loadMesh(stepSources(c, i));
+    const mesh = loadMesh(stepSources(c, i, ips));
     for (const check of step.probes) {
       const rows = reachability(mesh, [{ port: check.port, protocol: check.protocol }]);
       const byPair = new Map<string, ProbeRow>(rows.map((r) => [`${r.from} ${r.to}`, r]));
