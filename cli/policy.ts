@@ -81,7 +81,7 @@ export function register(program: Command): void {
     )
     .option(
       '--cluster <NAME=FILE>',
-      'cluster name and a multi-document YAML file (repeatable)',
+      'cluster name and a multi-document YAML file (repeatable); cluster IDs come from a `kind: Cluster` document (spec.id) or are 1..N in order of appearance',
       collect,
       [],
     )
