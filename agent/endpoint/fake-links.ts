@@ -35,6 +35,10 @@ export class FakePodLinks implements PodLinks {
     return link && { ifindex: link.ifindex, mac: link.mac };
   }
 
+  async listHostLinks(): Promise<string[]> {
+    return [...this.hosts.keys()];
+  }
+
   async podHasAddress(netns: string, ifname: string, ip: string): Promise<boolean> {
     return [...this.hosts.values()].some(
       (l) => l.netns === netns && l.pod === ifname && l.ip === ip,

@@ -143,10 +143,27 @@ test('restore after restart: re-attaches live endpoints, forgets vanished ones, 
   datapath.attached.clear();
 
   const restarted = make();
-  t.deepEqual(await restarted.restore(), { restored: 1, removed: 1 });
+  await links.create({
+    host: 'lxc00000000000',
+    pod: 'eth0',
+    netns: netns('half'),
+    ip: '10.1.0.50',
+    routerIP: '10.1.0.1',
+  });
+  t.deepEqual(await restarted.restore(), { restored: 1, removed: 1, failed: 0, orphanLinks: 1 });
+  t.false(links.hosts.has('lxc00000000000'), 'the veth of a cut-short ADD is removed');
   t.deepEqual(restarted.list(), [a.ok ? a.result!.endpoint : undefined]);
   t.deepEqual([...datapath.attached.keys()], [1]);
   t.deepEqual([...restarted.ipam.allocations().values()], ['a/eth0']);
   const c = await restarted.handle(add('c', netns('c')));
   t.like(c, { ok: true, result: { endpoint: { id: 2 } } });
+});
+
+test('a datapath that fails to re-attach on restore is counted, not fatal', async (t) => {
+  const { manager, netns, datapath, make } = setup(t);
+  await manager.handle(add('a', netns('a')));
+  datapath.failAttach = new Error('verifier busy');
+  const restarted = make();
+  t.like(await restarted.restore(), { restored: 0, failed: 1 });
+  t.is(restarted.list().length, 1);
 });

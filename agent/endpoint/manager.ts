@@ -48,24 +48,36 @@ export class EndpointManager {
    * whose veth still exists, forgets the rest, and frees addresses no endpoint owns (a crash
    * between allocation and commit).
    */
-  restore(): Promise<{ restored: number; removed: number }> {
+  restore(): Promise<{ restored: number; removed: number; failed: number; orphanLinks: number }> {
     return this.serial(async () => {
-      let restored = 0;
-      let removed = 0;
+      const counts = { restored: 0, removed: 0, failed: 0, orphanLinks: 0 };
       for (const ep of this.store.all()) {
         const link = await this.links.hostLink(ep.hostIfname);
-        if (link && link.ifindex === ep.hostIfindex) {
-          await this.opts.datapath.attach(ep);
-          restored++;
-        } else {
+        if (!link || link.ifindex !== ep.hostIfindex) {
           await this.forget(ep);
-          removed++;
+          counts.removed++;
+          continue;
+        }
+        try {
+          await this.opts.datapath.attach(ep);
+          counts.restored++;
+        } catch (err) {
+          // The previous agent's programs stay attached; the next ADD/restart retries.
+          counts.failed++;
+          this.opts.log?.('endpoint restore failed', { id: ep.id, error: String(err) });
         }
       }
       const owners = new Set(this.store.all().map((ep) => key(ep.containerId, ep.podIfname)));
       for (const owner of this.ipam.allocations().values())
         if (!owners.has(owner)) this.ipam.release(owner);
-      return { restored, removed };
+      // veths of an ADD that was cut short by a crash: made, never recorded
+      const known = new Set(this.store.all().map((ep) => ep.hostIfname));
+      for (const name of await this.links.listHostLinks()) {
+        if (known.has(name)) continue;
+        await this.links.remove(name);
+        counts.orphanLinks++;
+      }
+      return counts;
     });
   }
 

@@ -73,6 +73,8 @@ export interface PodLinks {
   hostLink(hostIfname: string): Promise<LinkInfo | undefined>;
   /** whether the pod interface holds the address */
   podHasAddress(netns: string, ifname: string, ip: string): Promise<boolean>;
+  /** names of every host-side pod veth (lxc…) in the node's namespace */
+  listHostLinks(): Promise<string[]>;
 }
 
 /** CNI plugin -> agent, one JSON line per connection. */

@@ -89,4 +89,14 @@ export const iprouteLinks: PodLinks = {
   remove: deleteLink,
   hostLink: (ifname) => linkInfo(ifname),
   podHasAddress,
+  listHostLinks,
 };
+
+const HOST_IFNAME = /^lxc[0-9a-f]{11}$/;
+
+async function listHostLinks(): Promise<string[]> {
+  const out = await mustRun(['ip', '-json', 'link', 'show', 'type', 'veth']);
+  return (JSON.parse(out || '[]') as Array<{ ifname: string }>)
+    .map((l) => l.ifname)
+    .filter((n) => HOST_IFNAME.test(n));
+}

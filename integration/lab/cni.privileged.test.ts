@@ -236,7 +236,22 @@ test.serial(
     t.is(add.code, 0);
     const before = await agentState();
     const oldPid = lab.agentPid(node.name);
+    // a veth left by an ADD that a crash cut short: made, never recorded
+    await mustRun([
+      'ip',
+      '-n',
+      node.netns,
+      'link',
+      'add',
+      'lxc0123456789a',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'tmpcut',
+    ]);
     await lab.restartAgent(node.name);
+    t.notRegex(await nodeLinks(), /lxc0123456789a|tmpcut/, 'orphan veth removed on restore');
     t.not(lab.agentPid(node.name), oldPid);
     const after = await agentState();
     t.deepEqual(after.endpoints, before.endpoints);

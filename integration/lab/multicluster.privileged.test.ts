@@ -67,7 +67,18 @@ test.serial(
     const before = { c1: await endpoints('c1-node1'), c2: await endpoints('c2-node1') };
     const server = spawn(
       'nsenter',
-      [`--net=${y.netnsPath}`, '--', 'iperf3', '-s', '-1', '--forceflush', '-B', y.ip, '-p', '5201'],
+      [
+        `--net=${y.netnsPath}`,
+        '--',
+        'iperf3',
+        '-s',
+        '-1',
+        '--forceflush',
+        '-B',
+        y.ip,
+        '-p',
+        '5201',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     t.teardown(() => {
