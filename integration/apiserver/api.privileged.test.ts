@@ -96,7 +96,9 @@ test.serial(
       'x',
       'application/vnd.kubernetes.protobuf',
     );
-    t.is(proto.status, 415);
+    t.is(proto.status, 400, 'protobuf without the k8s envelope');
+    const yaml = await cp.request('POST', '/api/v1/namespaces/e/pods', 'a: b', 'application/yaml');
+    t.is(yaml.status, 415);
     const smpOnCrd = await cp.request(
       'PATCH',
       '/apis/cilium.io/v2/ciliumidentities/x',

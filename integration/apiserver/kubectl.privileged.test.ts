@@ -181,3 +181,37 @@ test.serial('kubectl reports the server-side errors users need to act on', async
   t.not(unknown.code, 0);
   t.regex(unknown.stderr, /the server doesn't have a resource type "deployments"/);
 });
+
+test.serial(
+  'kubectl create (typed clients sending protobuf) for namespaces, configmaps, secrets, services',
+  async (t) => {
+    const cp = await startKubectlControlPlane(t);
+    const ok = async (args: string[]) => {
+      const r = await cp.kubectl(args);
+      t.is(r.code, 0, `kubectl ${args.join(' ')} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    t.regex(await ok(['create', 'namespace', 'made']), /namespace\/made created/);
+    await ok(['create', 'configmap', 'cfg', '-n', 'made', '--from-literal=color=blue']);
+    await ok([
+      'create',
+      'secret',
+      'generic',
+      'pw',
+      '-n',
+      'made',
+      '--from-literal=password=hunter2',
+    ]);
+    await ok(['create', 'service', 'clusterip', 'web', '-n', 'made', '--tcp=80:http']);
+    const cm = JSON.parse(await ok(['get', 'cm', 'cfg', '-n', 'made', '-o', 'json']));
+    t.deepEqual(cm.data, { color: 'blue' });
+    const secret = JSON.parse(await ok(['get', 'secret', 'pw', '-n', 'made', '-o', 'json']));
+    t.is(Buffer.from(secret.data.password, 'base64').toString(), 'hunter2');
+    const svc = JSON.parse(await ok(['get', 'svc', 'web', '-n', 'made', '-o', 'json']));
+    t.like(svc.spec.ports[0], { name: '80-http', port: 80, protocol: 'TCP', targetPort: 'http' });
+    t.deepEqual(svc.spec.selector, { app: 'web' });
+    t.regex(svc.spec.clusterIP, /^10\.213\.128\./);
+    const dup = await cp.kubectl(['create', 'namespace', 'made']);
+    t.regex(dup.stderr, /AlreadyExists.*namespaces "made" already exists/);
+  },
+);

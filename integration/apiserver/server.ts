@@ -7,6 +7,7 @@ import { findResource, type ResourceType } from './resources.ts';
 import { ObjectStore, type KubeObject } from './store.ts';
 import { ObjectService, patchTypeOf } from './objects.ts';
 import { ServiceIpAllocator } from './service-ips.ts';
+import { decodeKubernetesProtobuf } from './protobuf.ts';
 import { ApiError, badRequest, methodNotAllowed, unsupportedMediaType } from './status.ts';
 import {
   apiGroupDoc,
@@ -325,8 +326,8 @@ function sendObject(
 
 async function readJson(req: IncomingMessage, optional = false): Promise<unknown> {
   const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
-  // Protobuf is refused so that clients (kubectl's typed clients) fall back to JSON.
-  if (!type.endsWith('json') && type !== '*/*') throw unsupportedMediaType(type);
+  const protobuf = type === 'application/vnd.kubernetes.protobuf';
+  if (!protobuf && !type.endsWith('json') && type !== '*/*') throw unsupportedMediaType(type);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -335,6 +336,8 @@ async function readJson(req: IncomingMessage, optional = false): Promise<unknown
       throw new ApiError(413, 'BadRequest', `request body larger than ${MAX_BODY} bytes`);
     chunks.push(c as Buffer);
   }
+  // kubectl's typed clients (kubectl create namespace|configmap|secret|service) send protobuf.
+  if (protobuf) return decodeKubernetesProtobuf(Buffer.concat(chunks));
   const text = Buffer.concat(chunks).toString();
   if (text.trim() === '') {
     if (optional) return undefined;
