@@ -20,7 +20,7 @@ export interface ClusterSource {
   text: string;
 }
 
-interface Doc {
+export interface Doc {
   cluster: string;
   where: string;
   obj: Record<string, unknown>;
