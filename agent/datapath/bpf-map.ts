@@ -1,5 +1,7 @@
-// A BPF map with a codec: typed get/set/delete/iterate over the raw addon calls.
-import { nativeAddon, UpdateFlags, type MapInfo } from '../native/index.ts';
+// A BPF map with a codec: typed get/set/delete/iterate over raw key/value Buffers held by the
+// kernel (through the addon) or, in unit tests, in memory.
+import { UpdateFlags, type MapInfo } from '../native/index.ts';
+import { kernelBackend, type MapBackend } from './map-backend.ts';
 
 export interface Codec<K, V> {
   keySize: number;
@@ -12,30 +14,36 @@ export interface Codec<K, V> {
 }
 
 export class BpfMap<K, V> {
-  readonly fd: number;
+  readonly backend: MapBackend;
   readonly codec: Codec<K, V>;
-  constructor(fd: number, codec: Codec<K, V>) {
-    this.fd = fd;
+  /** a kernel fd, or a MapBackend (memory, for tests) */
+  constructor(where: number | MapBackend, codec: Codec<K, V>) {
+    this.backend = typeof where === 'number' ? kernelBackend(where) : where;
     this.codec = codec;
   }
 
+  /** kernel fd (-1 in memory) */
+  get fd(): number {
+    return this.backend.fd;
+  }
+
   info(): MapInfo {
-    return nativeAddon().mapInfo(this.fd);
+    return this.backend.info();
   }
 
   get(key: K): V | undefined {
     const k = this.key(key);
     const v = Buffer.alloc(this.codec.valueSize);
-    return nativeAddon().mapLookup(this.fd, k, v) ? this.codec.decodeValue(v) : undefined;
+    return this.backend.lookup(k, v) ? this.codec.decodeValue(v) : undefined;
   }
 
   set(key: K, value: V, flags: number = UpdateFlags.ANY): void {
-    nativeAddon().mapUpdate(this.fd, this.key(key), this.value(value), flags);
+    this.backend.update(this.key(key), this.value(value), flags);
   }
 
   /** false when the key was not there (not an error: deletes are idempotent) */
   delete(key: K): boolean {
-    return nativeAddon().mapDelete(this.fd, this.key(key));
+    return this.backend.delete(this.key(key));
   }
 
   /** One addon call for all entries (kernel batch op where the map type supports it). */
@@ -48,7 +56,7 @@ export class BpfMap<K, V> {
       this.codec.encodeKey(k, keys.subarray(i * keySize, (i + 1) * keySize));
       this.codec.encodeValue(v, values.subarray(i * valueSize, (i + 1) * valueSize));
     });
-    return nativeAddon().mapUpdateBatch(this.fd, keys, values, entries.length, flags);
+    return this.backend.updateBatch(keys, values, entries.length, flags);
   }
 
   deleteMany(keys: ReadonlyArray<K>): number {
@@ -56,18 +64,17 @@ export class BpfMap<K, V> {
     const size = this.codec.keySize;
     const buf = Buffer.alloc(size * keys.length);
     keys.forEach((k, i) => this.codec.encodeKey(k, buf.subarray(i * size, (i + 1) * size)));
-    return nativeAddon().mapDeleteBatch(this.fd, buf, keys.length);
+    return this.backend.deleteBatch(buf, keys.length);
   }
 
   /** All entries. Entries changed concurrently may be missed or seen twice (kernel semantics). */
   *entries(): Generator<[K, V]> {
-    const addon = nativeAddon();
     let prev: Buffer | null = null;
     const value = Buffer.alloc(this.codec.valueSize);
     for (;;) {
       const next = Buffer.alloc(this.codec.keySize);
-      if (!addon.mapNextKey(this.fd, prev, next)) return;
-      if (addon.mapLookup(this.fd, next, value))
+      if (!this.backend.nextKey(prev, next)) return;
+      if (this.backend.lookup(next, value))
         yield [this.codec.decodeKey(next), this.codec.decodeValue(value)];
       prev = next;
     }

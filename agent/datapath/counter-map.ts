@@ -1,6 +1,7 @@
 // counters map codec: mirrors the per-CPU struct endpoint_counters in bpf/lib/maps.h
 // ({ u64 packets[2][2]; u64 bytes[2][2]; } indexed [direction][0 forwarded, 1 dropped]),
 // summed over the CPUs.
+import type { MapBackend } from './map-backend.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
 
 export interface DirectionCounters {
@@ -60,5 +61,5 @@ export function counterCodec(cpus: number): Codec<number, EndpointCounters> {
 }
 
 export type CounterMap = BpfMap<number, EndpointCounters>;
-export const counterMap = (fd: number, cpus: number): CounterMap =>
-  new BpfMap(fd, counterCodec(cpus));
+export const counterMap = (where: number | MapBackend, cpus: number): CounterMap =>
+  new BpfMap(where, counterCodec(cpus));

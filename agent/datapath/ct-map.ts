@@ -1,6 +1,7 @@
 // ct map codec: mirrors struct ct_key / struct ct_value in bpf/lib/maps.h. Entries are keyed by
 // the original direction (saddr = initiator); the agent reads them for diagnostics and flushes
 // an endpoint's entries when it is removed.
+import type { MapBackend } from './map-backend.ts';
 import type { Direction } from '../policy/entry.ts';
 import { formatAddr, parsePrefix } from './addr.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
@@ -101,4 +102,4 @@ export class CtMap extends BpfMap<CtKey, CtValue> {
   }
 }
 
-export const ctMap = (fd: number): CtMap => new CtMap(fd, ctCodec);
+export const ctMap = (where: number | MapBackend): CtMap => new CtMap(where, ctCodec);

@@ -16,68 +16,25 @@ import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../native/index.ts';
-import type { EndpointPolicy } from '../policy/entry.ts';
 import { MapNames, ProgramNames } from './constants.ts';
-import { counterMap, type CounterMap } from './counter-map.ts';
-import { ctMap, type CtMap } from './ct-map.ts';
-import { endpointMap, type EndpointMap } from './endpoint-map.ts';
+import { counterMap } from './counter-map.ts';
+import { ctMap } from './ct-map.ts';
+import { endpointMap } from './endpoint-map.ts';
 import { decodeFlowEvent, type FlowEvent } from './events.ts';
-import { ipcacheMap, type IpcacheMap } from './ipcache-map.ts';
-import { policyMap, type PolicyMap } from './policy-map.ts';
-import { prefixMap, type PrefixMap } from './prefix-map.ts';
+import { ipcacheMap } from './ipcache-map.ts';
+import { MapsDatapath } from './maps-datapath.ts';
+import { policyMap } from './policy-map.ts';
+import { prefixMap } from './prefix-map.ts';
+import {
+  TC_HANDLE,
+  TC_PRIORITY,
+  type AttachResult,
+  type Datapath,
+  type DatapathOptions,
+} from './types.ts';
 
-export interface DatapathOptions {
-  /** a directory on a bpffs; maps are created here or reused from their pins */
-  pinRoot: string;
-  /** defaults to bpf/build/pod.o of this checkout */
-  bpfObjectPath?: string;
-  /** network namespace of the pod veths (e.g. /run/netns/NODE); default: the caller's own */
-  netns?: string;
-}
-
-/** tc filter slot of the pod programs; replacing at the same slot is atomic. */
-export const TC_HANDLE = 1;
-export const TC_PRIORITY = 1;
-
-export interface AttachResult {
-  ingressProgramId: number;
-  egressProgramId: number;
-}
-
-export interface Datapath {
-  readonly ipcache: IpcacheMap;
-  readonly endpoints: EndpointMap;
-  readonly policy: PolicyMap;
-  readonly prefixes: PrefixMap;
-  readonly ct: CtMap;
-  readonly counters: CounterMap;
-  /** kernel map ids by map name (unchanged across restarts when pins were adopted) */
-  mapIds(): Record<string, number>;
-  /** program ids of this load */
-  programIds(): { fromPod: number; toPod: number };
-  /** Attaches from_pod (tc ingress) and to_pod (tc egress) on the host-side veth, replacing any
-   * earlier version atomically. */
-  attachEndpoint(opts: { ifindex: number }): AttachResult;
-  /** Removes the programs; false when none was attached (idempotent). */
-  detachEndpoint(opts: { ifindex: number }): boolean;
-  /** Program ids attached on an interface now (0 = none). */
-  attached(opts: { ifindex: number }): AttachResult;
-  /** Removes everything of an endpoint: programs on its interfaces (if still there), its
-   * endpoints rows, policy and prefix entries, connections and counters. Idempotent. */
-  removeEndpoint(endpointId: number): void;
-  /** Writes an endpoint's whole policy: entries first, then enforcement flags (when enabling), so
-   * the endpoint is never enforced against a partial rule set. */
-  applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void;
-  /** Whether the maps hold exactly this policy for the endpoint (entries, prefixes, flags), read
-   * back from the kernel. */
-  endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean;
-  /** Flow events, delivered from the event loop; returns the unsubscribe function. */
-  subscribeEvents(cb: (event: FlowEvent) => void, opts?: { keepAlive?: boolean }): () => void;
-  /** Delivers pending events now (tests; the event loop does it otherwise). */
-  drainEvents(): void;
-  /** Closes fds and consumers; pins and attached programs stay. */
-  close(): void;
-}
+export type { AttachResult, Datapath, DatapathOptions } from './types.ts';
+export { TC_HANDLE, TC_PRIORITY } from './types.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const defaultObject = (): string => {
@@ -98,13 +55,7 @@ export function openDatapath(opts: DatapathOptions): Datapath {
   }
 }
 
-class LoadedDatapath implements Datapath {
-  readonly ipcache: IpcacheMap;
-  readonly endpoints: EndpointMap;
-  readonly policy: PolicyMap;
-  readonly prefixes: PrefixMap;
-  readonly ct: CtMap;
-  readonly counters: CounterMap;
+class LoadedDatapath extends MapsDatapath {
   private readonly fromPodFd: number;
   private readonly toPodFd: number;
   private readonly eventsFd: number;
@@ -118,12 +69,14 @@ class LoadedDatapath implements Datapath {
   ) {
     const addon = nativeAddon();
     const fd = (name: string): number => addon.mapFd(handle, name);
-    this.ipcache = ipcacheMap(fd(MapNames.ipcache));
-    this.endpoints = endpointMap(fd(MapNames.endpoints));
-    this.policy = policyMap(fd(MapNames.policy));
-    this.prefixes = prefixMap(fd(MapNames.prefixes));
-    this.ct = ctMap(fd(MapNames.ct));
-    this.counters = counterMap(fd(MapNames.counters), addon.possibleCpus());
+    super({
+      ipcache: ipcacheMap(fd(MapNames.ipcache)),
+      endpoints: endpointMap(fd(MapNames.endpoints)),
+      policy: policyMap(fd(MapNames.policy)),
+      prefixes: prefixMap(fd(MapNames.prefixes)),
+      ct: ctMap(fd(MapNames.ct)),
+      counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
+    });
     this.eventsFd = fd(MapNames.events);
     this.fromPodFd = addon.programFd(handle, ProgramNames.fromPod);
     this.toPodFd = addon.programFd(handle, ProgramNames.toPod);
@@ -180,48 +133,6 @@ class LoadedDatapath implements Datapath {
       ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns),
       egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns),
     };
-  }
-
-  removeEndpoint(endpointId: number): void {
-    const rows = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
-    for (const ifindex of new Set(rows.map(([, v]) => v.ifindex))) this.detachEndpoint({ ifindex });
-    this.endpoints.deleteMany(rows.map(([ip]) => ip));
-    this.policy.replace(endpointId, []);
-    this.prefixes.replace(endpointId, []);
-    this.ct.flushEndpoint(endpointId);
-    this.counters.delete(endpointId);
-  }
-
-  applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void {
-    const mine = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
-    const setFlags = (): void => {
-      for (const [ip, v] of mine)
-        this.endpoints.set(ip, {
-          ...v,
-          ingressEnforced: policy.ingressEnforced,
-          egressEnforced: policy.egressEnforced,
-        });
-    };
-    const loosening = mine.some(
-      ([, v]) =>
-        (v.ingressEnforced && !policy.ingressEnforced) ||
-        (v.egressEnforced && !policy.egressEnforced),
-    );
-    if (loosening) setFlags();
-    this.prefixes.replace(endpointId, policy.prefixes);
-    this.policy.replace(endpointId, policy.entries);
-    if (!loosening) setFlags();
-  }
-
-  endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean {
-    const rows = [...this.endpoints.values()].filter((v) => v.endpointId === endpointId);
-    const flagsOk = rows.every(
-      (v) =>
-        v.ingressEnforced === policy.ingressEnforced && v.egressEnforced === policy.egressEnforced,
-    );
-    const p = this.policy.delta(endpointId, policy.entries);
-    const x = this.prefixes.delta(endpointId, policy.prefixes);
-    return flagsOk && p.add.length + p.remove.length + x.add.length + x.remove.length === 0;
   }
 
   subscribeEvents(cb: (event: FlowEvent) => void, opts: { keepAlive?: boolean } = {}): () => void {

@@ -1,4 +1,5 @@
 // endpoints map codec: mirrors struct endpoint_key / struct endpoint_value in bpf/lib/maps.h.
+import type { MapBackend } from './map-backend.ts';
 import { formatAddr, parsePrefix } from './addr.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
 import { EP_F_EGRESS_ENFORCED, EP_F_INGRESS_ENFORCED } from './constants.ts';
@@ -51,4 +52,5 @@ export const endpointCodec: Codec<EndpointKey, EndpointValue> = {
 };
 
 export type EndpointMap = BpfMap<EndpointKey, EndpointValue>;
-export const endpointMap = (fd: number): EndpointMap => new BpfMap(fd, endpointCodec);
+export const endpointMap = (where: number | MapBackend): EndpointMap =>
+  new BpfMap(where, endpointCodec);

@@ -1,4 +1,5 @@
 // ipcache map codec: mirrors struct ipcache_key / struct ipcache_value in bpf/lib/maps.h.
+import type { MapBackend } from './map-backend.ts';
 import { addrBits, formatAddr, formatPrefix, parsePrefix } from './addr.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
 import { IPCACHE_F_ENCRYPT } from './constants.ts';
@@ -50,4 +51,5 @@ export const ipcacheCodec: Codec<IpcacheKey, IpcacheValue> = {
 };
 
 export type IpcacheMap = BpfMap<IpcacheKey, IpcacheValue>;
-export const ipcacheMap = (fd: number): IpcacheMap => new BpfMap(fd, ipcacheCodec);
+export const ipcacheMap = (where: number | MapBackend): IpcacheMap =>
+  new BpfMap(where, ipcacheCodec);

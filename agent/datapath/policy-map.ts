@@ -1,6 +1,7 @@
 // policy map codec: mirrors struct policy_key / struct policy_value in bpf/lib/maps.h. The LPM
 // prefix always covers endpoint id + peer + direction (72 bits), then protocol (8 bits) and
 // portPrefixLen bits of the network-order port, exactly the layout of agent/policy/entry.ts.
+import type { MapBackend } from './map-backend.ts';
 import type { Direction, PolicyEntry, ProtocolNumber } from '../policy/entry.ts';
 import { Protocol } from '../policy/entry.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
@@ -138,4 +139,5 @@ export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
   }
 }
 
-export const policyMap = (fd: number): PolicyMap => new PolicyMap(fd, policyCodec);
+export const policyMap = (where: number | MapBackend): PolicyMap =>
+  new PolicyMap(where, policyCodec);

@@ -1,5 +1,6 @@
 // prefixes map codec: mirrors struct prefix_key / struct prefix_value in bpf/lib/maps.h.
 // prefixlen = 64 (endpoint id, direction, family, pad) + CIDR bits.
+import type { MapBackend } from './map-backend.ts';
 import type { Direction, PrefixEntry } from '../policy/entry.ts';
 import { addrBits, formatPrefix, parsePrefix } from './addr.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
@@ -96,4 +97,5 @@ export class PrefixMap extends BpfMap<PrefixKey, PrefixValue> {
   }
 }
 
-export const prefixMap = (fd: number): PrefixMap => new PrefixMap(fd, prefixCodec);
+export const prefixMap = (where: number | MapBackend): PrefixMap =>
+  new PrefixMap(where, prefixCodec);
