@@ -1,7 +1,7 @@
 // Watch semantics against a real etcd: resume from a resourceVersion, initial state, selector
 // transitions, bookmarks, 410 Gone after compaction and the relist that recovers from it.
 import test from 'ava';
-import { CoreV1Api, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, Watch, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { openWatch, startControlPlane, type ControlPlane } from './test-support.ts';
 
 const pod = (name: string, labels: Record<string, string> = {}) => ({
@@ -218,3 +218,52 @@ test.serial('@kubernetes/client-node lists and watches over the unix socket', as
   ]);
   t.deepEqual(seen, ['MODIFIED:x']);
 });
+
+test.serial(
+  'a client-node informer syncs, follows changes and sees deletions over the unix socket',
+  async (t) => {
+    const cp = await startControlPlane(t);
+    await withNamespace(cp, 'inf');
+    await createPod(cp, 'inf', 'before', { app: 'x' });
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    const informer = makeInformer(cp.kubeConfig, '/api/v1/namespaces/inf/pods', () =>
+      core.listNamespacedPod({ namespace: 'inf' }),
+    );
+    const events: string[] = [];
+    let notify: () => void = () => undefined;
+    const record = (type: string) => (obj: V1Pod) => {
+      events.push(`${type}:${obj.metadata!.name!}`);
+      notify();
+    };
+    informer.on('add', record('add'));
+    informer.on('update', record('update'));
+    informer.on('delete', record('delete'));
+    const waitFor = (want: string) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${want}; saw ${events.join(',')}`)),
+          5000,
+        );
+        notify = () => {
+          if (events.includes(want)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        notify();
+      });
+    await informer.start();
+    t.teardown(() => informer.stop());
+    await waitFor('add:before');
+    await createPod(cp, 'inf', 'after');
+    await waitFor('add:after');
+    await relabel(cp, 'inf', 'before', { v: '2' });
+    await waitFor('update:before');
+    await cp.request('DELETE', '/api/v1/namespaces/inf/pods/after');
+    await waitFor('delete:after');
+    t.deepEqual(
+      informer.list().map((p) => p.metadata!.name),
+      ['before'],
+    );
+  },
+);
