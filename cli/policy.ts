@@ -64,7 +64,7 @@ function formatExplanation(e: Explanation): string {
       lines.push('    no entry matches: default deny');
     for (const m of s.matches) {
       lines.push(
-        `    ${m.deny ? 'deny ' : 'allow'} via ${m.lookup} lookup (peer ${m.peer}, ${m.entry})`,
+        `    ${m.deny ? 'deny ' : 'allow'} via ${m.lookup} lookup: ${m.peerDescription}, ${m.entry}`,
       );
       for (const r of m.rules) lines.push(`      from ${r.policy} ${r.path}`);
     }

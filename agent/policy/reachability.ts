@@ -1,6 +1,8 @@
 // Reachability: for every ordered pair of distinct pods and every probe, run the endpoint entries
 // the engine computed through the datapath lookup model (sender's egress, receiver's ingress),
 // and explain each decision down to the policy rules behind it.
+import { labelsToString } from '../identity/labels.ts';
+import type { PolicyEngine } from './engine.ts';
 import type { Direction, ProtocolNumber } from './entry.ts';
 import { PolicyError } from './errors.ts';
 import { PolicyLookup, type LookupKind, type Verdict } from './lookup.ts';
@@ -31,7 +33,15 @@ export interface SideExplanation {
   policies: string[];
   note?: string;
   prefix?: string;
-  matches: { lookup: LookupKind; peer: number; deny: boolean; entry: string; rules: RuleRef[] }[];
+  matches: {
+    lookup: LookupKind;
+    peer: number;
+    /** what the peer value stands for: identity labels, the prefix, or "any peer" */
+    peerDescription: string;
+    deny: boolean;
+    entry: string;
+    rules: RuleRef[];
+  }[];
 }
 
 export interface Explanation extends ProbeRow {
@@ -143,6 +153,7 @@ function side(
   const matches = v.matches.map((m) => ({
     lookup: m.kind,
     peer: m.entry.peer,
+    peerDescription: describePeer(engine, m.kind, m.entry.peer, v.prefix?.cidr),
     deny: m.entry.deny,
     entry: `${protocolName(m.entry.protocol)} ${m.entry.port}/${m.entry.portPrefixLen}`,
     rules: rulesBehind(
@@ -162,6 +173,18 @@ function side(
     prefix: v.prefix?.cidr,
     matches,
   };
+}
+
+function describePeer(
+  engine: PolicyEngine,
+  kind: LookupKind,
+  peer: number,
+  prefix: string | undefined,
+): string {
+  if (kind === 'any-peer') return 'any peer';
+  if (kind === 'prefix') return `addresses in ${prefix ?? 'a prefix class'}`;
+  const labels = engine.cache.labelsOf(peer);
+  return labels ? `identity ${peer} (${labelsToString(labels)})` : `identity ${peer}`;
 }
 
 function rulesBehind(

@@ -72,13 +72,11 @@ function applyStep(
 }
 
 function loadDocs(cluster: string, text: string) {
-  return text
-    .split(/^---$/m)
-    .map((t, i) => ({
-      cluster,
-      where: `doc ${i + 1}`,
-      obj: parseYaml(t) as Record<string, unknown>,
-    }));
+  return text.split(/^---$/m).map((t, i) => ({
+    cluster,
+    where: `doc ${i + 1}`,
+    obj: parseYaml(t) as Record<string, unknown>,
+  }));
 }
 
 const multiStep = [...UPSTREAM_CASES, ...CILIUM_CASES].filter((c) => c.steps.length > 1);
