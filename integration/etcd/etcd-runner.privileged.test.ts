@@ -78,3 +78,18 @@ test.serial('a missing namespace is refused with a coded error', async (t) => {
   t.true(err instanceof EtcdRunnerError);
   t.is((err as EtcdRunnerError).code, 'ETCD_BAD_OPTIONS');
 });
+
+test.serial(
+  'an etcd that cannot start fails with its own log and leaves nothing behind',
+  async (t) => {
+    const ns = createTestNetns('h4etcd');
+    t.teardown(() => ns.remove());
+    const name = unique();
+    const err = await t.throwsAsync(
+      startEtcd({ name, netns: ns.name, extraArgs: ['--no-such-flag'] }),
+    );
+    t.is((err as EtcdRunnerError).code, 'ETCD_START_FAILED');
+    t.regex(err?.message ?? '', /no-such-flag/);
+    t.false(existsSync(`/dev/shm/${name}`));
+  },
+);

@@ -2,8 +2,8 @@
 // owns, with its data on tmpfs and its client API on a unix socket reachable from every
 // namespace, plus optionally a TCP address inside the namespace for lab processes elsewhere.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Etcd3, type IOptions } from 'etcd3';
 
@@ -46,6 +46,7 @@ export interface EtcdOptions {
 
 export interface RunningEtcd {
   readonly pid: number;
+  /** Data, sockets and etcd.log; removed by stop(). */
   readonly baseDir: string;
   /** Path of the client socket file (reachable from every network namespace). */
   readonly socketPath: string;
@@ -83,24 +84,21 @@ export async function startEtcd(options: EtcdOptions): Promise<RunningEtcd> {
   const tlsScheme = options.tls !== undefined;
   const args = etcdArgs(options, baseDir, tlsScheme);
   const logFile = path.join(baseDir, 'etcd.log');
+  // etcd logs straight to a file on the tmpfs (no buffering in this process for its lifetime).
+  const logFd = openSync(logFile, 'a');
   const child = spawn('nsenter', [`--net=/run/netns/${options.netns}`, 'etcd', ...args], {
     cwd: baseDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
   });
-  const log: Buffer[] = [];
-  child.stdout?.on('data', (b: Buffer) => log.push(b));
-  child.stderr?.on('data', (b: Buffer) => log.push(b));
+  closeSync(logFd);
+  const logTail = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : '');
   const pid = child.pid;
   if (pid === undefined) {
     throw new EtcdRunnerError('ETCD_START_FAILED', `could not spawn etcd for ${options.name}`);
   }
-  const running = makeRunning(options, child, pid, baseDir, socketPath, async () => {
-    await writeFile(logFile, Buffer.concat(log)).catch(() => undefined);
-  });
+  const running = makeRunning(options, child, pid, baseDir, socketPath);
   try {
-    await waitReady(running, child, options.startTimeoutMs ?? 20_000, () =>
-      Buffer.concat(log).toString(),
-    );
+    await waitReady(running, child, options.startTimeoutMs ?? 20_000, logTail);
   } catch (err) {
     await running.stop();
     throw err;
@@ -180,7 +178,6 @@ function makeRunning(
   pid: number,
   baseDir: string,
   socketPath: string,
-  saveLog: () => Promise<void>,
 ): RunningEtcd {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stopped: Promise<void> | undefined;
@@ -194,7 +191,7 @@ function makeRunning(
     client: (extra) =>
       new Etcd3({ hosts: `unix://${socketPath}`, ...clientCredentials(o.clientTls), ...extra }),
     compact: (revision) => compactEtcd(running, revision),
-    stop: () => (stopped ??= stopProcess(pid, child, exited, baseDir, saveLog)),
+    stop: () => (stopped ??= stopProcess(pid, child, exited, baseDir)),
   };
   return running;
 }
@@ -204,7 +201,6 @@ async function stopProcess(
   child: ChildProcess,
   exited: Promise<void>,
   baseDir: string,
-  saveLog: () => Promise<void>,
 ): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     process.kill(pid, 'SIGTERM');
@@ -215,8 +211,6 @@ async function stopProcess(
     await exited;
     clearTimeout(killTimer);
   }
-  // Keep the log next to the data only while the directory lives; then remove everything.
-  await saveLog();
   await rm(baseDir, { recursive: true, force: true });
 }
 
@@ -230,10 +224,7 @@ async function waitReady(
   let lastErr: unknown;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new EtcdRunnerError(
-        'ETCD_START_FAILED',
-        `etcd exited during start-up:\n${logText().slice(-2000)}`,
-      );
+      throw new EtcdRunnerError('ETCD_START_FAILED', `etcd exited during start-up:\n${logText()}`);
     }
     if (existsSync(etcd.socketPath)) {
       const client = etcd.client();
@@ -250,7 +241,7 @@ async function waitReady(
   }
   throw new EtcdRunnerError(
     'ETCD_NOT_READY',
-    `etcd not ready after ${timeoutMs} ms:\n${logText().slice(-2000)}`,
+    `etcd not ready after ${timeoutMs} ms:\n${logText()}`,
     {
       cause: lastErr,
     },
