@@ -57,7 +57,7 @@ function formatExplanation(e: Explanation): string {
     lines.push(
       `  ${s.direction} at ${s.endpoint}: ${!s.enforced ? 'not isolated (no policy selects it for ' + s.direction + ')' : s.allowed ? 'allowed' : 'denied'}`,
     );
-    if (s.policies.length > 0) lines.push(`    selected by: ${s.policies.join(', ')}`);
+    if (s.enforced) lines.push(`    selected by: ${s.policies.join(', ')}`);
     if (s.prefix) lines.push(`    peer address falls in prefix ${s.prefix}`);
     if (s.note === 'own-node') lines.push("    traffic from the pod's own node is always allowed");
     if (s.enforced && s.matches.length === 0 && s.note !== 'own-node')
