@@ -54,8 +54,9 @@ export async function startApiServerProcess(o: ApiServerProcessOptions): Promise
   }
   const child = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
-  const stderr: string[] = [];
-  child.stderr.on('data', (b: Buffer) => stderr.push(b.toString()));
+  let stderr = '';
+  // Only the tail matters (start-up failures); a long-lived server must not grow this.
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-16_384)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -80,7 +81,7 @@ export async function startApiServerProcess(o: ApiServerProcessOptions): Promise
     await stop();
     throw new ApiServerProcessError(
       'APISERVER_START_FAILED',
-      `the lab API server did not start:\n${stderr.join('')}`,
+      `the lab API server did not start:\n${stderr}`,
     );
   }
   child.stdout.resume();
