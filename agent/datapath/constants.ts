@@ -29,6 +29,7 @@ export const MapNames = {
   ct: 'isth_ct_v1',
   events: 'isth_events_v1',
   counters: 'isth_counts_v1',
+  stats: 'isth_stats_v1',
 } as const;
 
 export const ProgramNames = { fromPod: 'from_pod', toPod: 'to_pod' } as const;

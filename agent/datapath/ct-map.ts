@@ -95,6 +95,14 @@ export class CtMap extends BpfMap<CtKey, CtValue> {
     );
   }
 
+  /** Removes expired entries (the kernel treats them as absent; LRU would evict them anyway). */
+  pruneExpired(): number {
+    const now = process.hrtime.bigint();
+    return this.deleteMany(
+      [...this.entries()].filter(([, v]) => v.expiresNs < now).map(([k]) => k),
+    );
+  }
+
   /** Removes every entry of an endpoint (on endpoint deletion); returns how many. */
   flushEndpoint(endpointId: number): number {
     const keys = [...this.entries()].filter(([k]) => k.endpointId === endpointId).map(([k]) => k);

@@ -25,6 +25,7 @@ import { ipcacheMap } from './ipcache-map.ts';
 import { MapsDatapath } from './maps-datapath.ts';
 import { policyMap } from './policy-map.ts';
 import { prefixMap } from './prefix-map.ts';
+import { statsMap } from './stats-map.ts';
 import {
   TC_HANDLE,
   TC_PRIORITY,
@@ -76,6 +77,7 @@ class LoadedDatapath extends MapsDatapath {
       prefixes: prefixMap(fd(MapNames.prefixes)),
       ct: ctMap(fd(MapNames.ct)),
       counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
+      stats: statsMap(fd(MapNames.stats), addon.possibleCpus()),
     });
     this.eventsFd = fd(MapNames.events);
     this.fromPodFd = addon.programFd(handle, ProgramNames.fromPod);

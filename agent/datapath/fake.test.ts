@@ -68,3 +68,42 @@ test('emit delivers events to subscribers until they unsubscribe', (t) => {
   dp.emit(event);
   t.deepEqual(seen, [5]);
 });
+
+test('expired connections are pruned, live ones kept', (t) => {
+  const dp = createFakeDatapath();
+  const key = {
+    src: '10.1.0.5',
+    dst: '10.1.0.6',
+    sport: 40000,
+    dport: 80,
+    protocol: 6,
+    endpointId: 5,
+    direction: 'egress' as const,
+  };
+  const value = {
+    expiresNs: 0n,
+    packetsOrig: 1n,
+    packetsReply: 0n,
+    peerIdentity: 9,
+    seenReply: false,
+    closing: false,
+    tcpFlagsSeen: 2,
+  };
+  dp.ct.set(key, value);
+  dp.ct.set(
+    { ...key, sport: 40001 },
+    { ...value, expiresNs: process.hrtime.bigint() + 10_000_000_000n },
+  );
+  t.is(dp.ct.pruneExpired(), 1);
+  t.deepEqual(
+    dp.ct.connections(5).map(([k]) => k.sport),
+    [40001],
+  );
+});
+
+test('stats sum their per-CPU slots', (t) => {
+  const dp = createFakeDatapath();
+  t.is(dp.stats.get(0), undefined);
+  dp.stats.set(0, 7n);
+  t.is(dp.stats.get(0), 7n);
+});

@@ -12,6 +12,7 @@ import { memoryBackend } from './map-backend.ts';
 import { MapsDatapath } from './maps-datapath.ts';
 import { policyCodec, policyMap } from './policy-map.ts';
 import { prefixCodec, prefixMap } from './prefix-map.ts';
+import { statsMap } from './stats-map.ts';
 import type { AttachResult } from './types.ts';
 
 const FAKE_CPUS = 2;
@@ -44,14 +45,21 @@ export class FakeDatapath extends MapsDatapath {
       ),
       ct: ctMap(memory(5, MapNames.ct, ctCodec.keySize, ctCodec.valueSize, 262144)),
       counters: counterMap(memory(7, MapNames.counters, 4, 64 * FAKE_CPUS, 65536), FAKE_CPUS),
+      stats: statsMap(memory(8, MapNames.stats, 4, 8 * FAKE_CPUS, 4), FAKE_CPUS),
     });
   }
 
   mapIds(): Record<string, number> {
     return Object.fromEntries(
-      [this.ipcache, this.endpoints, this.policy, this.prefixes, this.ct, this.counters].map(
-        (m) => [m.info().name, m.info().id],
-      ),
+      [
+        this.ipcache,
+        this.endpoints,
+        this.policy,
+        this.prefixes,
+        this.ct,
+        this.counters,
+        this.stats,
+      ].map((m) => [m.info().name, m.info().id]),
     );
   }
 

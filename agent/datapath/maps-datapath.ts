@@ -8,6 +8,7 @@ import type { FlowEvent } from './events.ts';
 import type { IpcacheMap } from './ipcache-map.ts';
 import type { PolicyMap } from './policy-map.ts';
 import type { PrefixMap } from './prefix-map.ts';
+import type { StatsMap } from './stats-map.ts';
 import type { AttachResult, Datapath } from './types.ts';
 
 export interface DatapathMapSet {
@@ -17,6 +18,7 @@ export interface DatapathMapSet {
   prefixes: PrefixMap;
   ct: CtMap;
   counters: CounterMap;
+  stats: StatsMap;
 }
 
 export abstract class MapsDatapath implements Datapath {
@@ -26,6 +28,7 @@ export abstract class MapsDatapath implements Datapath {
   readonly prefixes: PrefixMap;
   readonly ct: CtMap;
   readonly counters: CounterMap;
+  readonly stats: StatsMap;
 
   constructor(maps: DatapathMapSet) {
     this.ipcache = maps.ipcache;
@@ -34,6 +37,7 @@ export abstract class MapsDatapath implements Datapath {
     this.prefixes = maps.prefixes;
     this.ct = maps.ct;
     this.counters = maps.counters;
+    this.stats = maps.stats;
   }
 
   abstract mapIds(): Record<string, number>;

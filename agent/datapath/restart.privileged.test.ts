@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../native/index.ts';
 import { Protocol, type EndpointPolicy } from '../policy/entry.ts';
 import { openDatapath } from './datapath.ts';
+import { Stat } from './stats-map.ts';
 import type { FlowEvent } from './events.ts';
 import {
   createFixture,
@@ -63,6 +64,7 @@ test.serial('a second open on the same pin root adopts the maps: same ids, same 
   t.false(again.endpointPolicyConverged(endpointIdOf(p2), { ...oneWay(), entries: [] }));
   t.deepEqual(again.endpoints.get(p2.ip), f.dp.endpoints.get(p2.ip));
   t.not(again.programIds().fromPod, f.dp.programIds().fromPod, 'a fresh program load');
+  t.is(typeof again.stats.get(Stat.EVENTS_LOST), 'bigint');
 });
 
 test.serial(

@@ -8,6 +8,7 @@ import type { FlowEvent } from './events.ts';
 import type { IpcacheMap } from './ipcache-map.ts';
 import type { PolicyMap } from './policy-map.ts';
 import type { PrefixMap } from './prefix-map.ts';
+import type { StatsMap } from './stats-map.ts';
 
 export interface DatapathOptions {
   /** a directory on a bpffs; maps are created here or reused from their pins */
@@ -34,6 +35,8 @@ export interface Datapath {
   readonly prefixes: PrefixMap;
   readonly ct: CtMap;
   readonly counters: CounterMap;
+  /** datapath-wide statistics by Stat index, e.g. flow events lost to a full ring buffer */
+  readonly stats: StatsMap;
   /** kernel map ids by map name (unchanged across restarts when pins were adopted) */
   mapIds(): Record<string, number>;
   /** program ids of this load */

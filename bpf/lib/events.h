@@ -17,8 +17,13 @@ static __always_inline void emit_event(struct __sk_buff *skb, const struct tuple
 				       const struct verdict_ctx *vc)
 {
 	struct flow_event *e = bpf_ringbuf_reserve(&isth_events_v1, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		__u32 slot = STAT_EVENTS_LOST;
+		__u64 *lost = bpf_map_lookup_elem(&isth_stats_v1, &slot);
+		if (lost)
+			*lost += 1;
 		return;
+	}
 	e->timestamp_ns = bpf_ktime_get_ns();
 	e->endpoint_id = vc->endpoint_id;
 	e->ifindex = skb->ifindex;

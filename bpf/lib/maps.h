@@ -185,3 +185,15 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } isth_counts_v1 SEC(".maps");
+
+/* datapath-wide statistics, one slot per STAT_* index. Codec: agent/datapath/stats-map.ts */
+#define STAT_EVENTS_LOST 0 /* flow events not delivered: the ring buffer was full */
+#define STAT_MAX 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, STAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_stats_v1 SEC(".maps");
