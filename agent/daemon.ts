@@ -22,6 +22,8 @@ export interface AgentConfig {
   stateDir: string;
   /** period of the full route pass (default 10 s) */
   routeIntervalMs?: number;
+  /** "bpf": the kernel datapath pinned under bpffs; "fake" (default): in memory, no enforcement */
+  datapath?: 'bpf' | 'fake';
 }
 
 export interface AgentDeps {
@@ -43,7 +45,10 @@ export const endpointSocketPath = (stateDir: string): string => join(stateDir, '
 export function parseAgentConfig(raw: unknown): Readonly<AgentConfig> {
   const c = raw as Partial<AgentConfig>;
   const need = (field: keyof AgentConfig, ok: boolean): void => {
-    if (!ok) throw Object.assign(new Error(`agent config: ${field} is missing or invalid`), { code: 'ISTHMUS_AGENT_CONFIG' });
+    if (!ok)
+      throw Object.assign(new Error(`agent config: ${field} is missing or invalid`), {
+        code: 'ISTHMUS_AGENT_CONFIG',
+      });
   };
   need('nodeName', typeof c.nodeName === 'string' && c.nodeName !== '');
   need('nodeIP', typeof c.nodeIP === 'string');
@@ -51,16 +56,25 @@ export function parseAgentConfig(raw: unknown): Readonly<AgentConfig> {
   need('nodes', Array.isArray(c.nodes));
   need('bpffs', typeof c.bpffs === 'string');
   need('stateDir', typeof c.stateDir === 'string');
+  need('datapath', c.datapath === undefined || c.datapath === 'bpf' || c.datapath === 'fake');
   const nodes = c.nodes!.map(validateNode);
   validateNode({ name: c.nodeName!, underlayIP: c.nodeIP!, podCIDR: c.podCIDR! });
   return Object.freeze({ ...(c as AgentConfig), nodes });
 }
 
 /** Starts the agent's parts in order; a failed start stops what already started. */
-export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<RunningAgent> {
+export async function startAgent(
+  config: Readonly<AgentConfig>,
+  deps: AgentDeps,
+): Promise<RunningAgent> {
   mkdirSync(config.stateDir, { recursive: true });
   enableForwarding();
-  const manager = new EndpointManager({ podCIDR: config.podCIDR, stateDir: config.stateDir, datapath: deps.datapath, ...(deps.log && { log: deps.log }) });
+  const manager = new EndpointManager({
+    podCIDR: config.podCIDR,
+    stateDir: config.stateDir,
+    datapath: deps.datapath,
+    ...(deps.log && { log: deps.log }),
+  });
   const restored = await manager.restore();
   deps.log?.('endpoints restored', restored);
   const routes = new NodeRouteReconciler(config.nodeName, deps.netlink ?? new IprouteNetlink(), {
@@ -74,7 +88,9 @@ export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps)
     await server.start();
   } catch (err) {
     routes.stop();
-    throw Object.assign(new Error(`cannot listen on ${socketPath}`, { cause: err }), { code: 'ISTHMUS_AGENT_LISTEN' });
+    throw Object.assign(new Error(`cannot listen on ${socketPath}`, { cause: err }), {
+      code: 'ISTHMUS_AGENT_LISTEN',
+    });
   }
   return {
     socketPath,

@@ -4,20 +4,39 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import YAML from 'yaml';
-import { parseAgentConfig, startAgent } from './daemon.ts';
+import { parseAgentConfig, startAgent, type AgentConfig } from './daemon.ts';
 import { FakeEndpointDatapath } from './endpoint/fake-datapath.ts';
+import type { EndpointDatapath } from './endpoint/types.ts';
 
-const opts = new Command('isthmus-agent').requiredOption('--config <file>', 'node config (JSON or YAML)').parse().opts<{ config: string }>();
+const opts = new Command('isthmus-agent')
+  .requiredOption('--config <file>', 'node config (JSON or YAML)')
+  .parse()
+  .opts<{ config: string }>();
 const logger = pino({ name: 'isthmus-agent' });
 const config = parseAgentConfig(YAML.parse(readFileSync(opts.config, 'utf8')));
+/** The kernel datapath is loaded only when asked for, so the fake needs no addon or BPF build. */
+async function openEndpointDatapath(
+  c: Readonly<AgentConfig>,
+): Promise<{ datapath: EndpointDatapath; close(): void }> {
+  if (c.datapath !== 'bpf') return { datapath: new FakeEndpointDatapath(), close() {} };
+  const { openDatapath } = await import('./datapath/datapath.ts');
+  const { BpfEndpointDatapath } = await import('./endpoint/bpf-datapath.ts');
+  const dp = openDatapath({ pinRoot: c.bpffs });
+  return { datapath: new BpfEndpointDatapath(dp), close: () => dp.close() };
+}
+
+const datapath = await openEndpointDatapath(config);
 const agent = await startAgent(config, {
-  datapath: new FakeEndpointDatapath(), // the real datapath (agent/datapath) replaces this
+  datapath: datapath.datapath,
   log: (msg, fields) => logger.info(fields ?? {}, msg),
 });
 logger.info({ node: config.nodeName, socket: agent.socketPath }, 'agent ready');
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    void agent.stop().finally(() => process.exit(0));
+    void agent
+      .stop()
+      .finally(() => datapath.close()) // pins and attached programs stay for the next agent
+      .finally(() => process.exit(0));
   });
 }

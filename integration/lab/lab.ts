@@ -49,6 +49,8 @@ export interface UpOptions {
    * through the mesh) or every node of the lab (static cross-cluster routing without the mesh).
    */
   nodeTable?: 'cluster' | 'lab';
+  /** the agents' datapath: "fake" (default) or "bpf" (the kernel programs on every pod veth) */
+  datapath?: 'bpf' | 'fake';
 }
 
 export class Lab {
@@ -270,6 +272,7 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
       : plan.clusters.find((c) => c.name === node.cluster)!.nodes;
   const config: AgentConfig = {
     ...(opts.routeIntervalMs !== undefined && { routeIntervalMs: opts.routeIntervalMs }),
+    ...(opts.datapath && { datapath: opts.datapath }),
     nodeName: node.name,
     nodeIP: node.ip,
     podCIDR: node.podCIDR,
