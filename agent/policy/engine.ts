@@ -312,7 +312,11 @@ export class PolicyEngine {
   }
 
   private setUses(s: EndpointState, used: Set<string>): void {
-    for (const k of s.selectors) if (!used.has(k)) this.users.get(k)?.delete(s.ep.name);
+    for (const k of s.selectors) {
+      if (used.has(k)) continue;
+      const set = this.users.get(k);
+      if (set?.delete(s.ep.name) && set.size === 0) this.users.delete(k);
+    }
     for (const k of used) {
       let set = this.users.get(k);
       if (!set) this.users.set(k, (set = new Set()));

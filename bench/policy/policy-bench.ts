@@ -118,7 +118,9 @@ console.log(`policy engine benchmark (node ${process.version})`);
 console.log(
   `  mesh: ${CLUSTERS.length} clusters, ${identities} identities, 1000 policies, 200 local endpoints, ${entries} entries`,
 );
-console.log(`  load identities into the selector cache: ${fmt(tIdentities)} ms`);
+console.log(
+  `  load identities into the selector cache: ${fmt(tIdentities)} ms; everything from empty (identities + policies + endpoints): ${fmt(tIdentities + tPolicies + tEndpoints)} ms`,
+);
 console.log(
   `  full computation (policies + all endpoint entries): ${fmt(full)} ms (policies ${fmt(tPolicies)}, endpoints ${fmt(tEndpoints)})  target <= 2000 ms  ${full <= 2000 ? 'OK' : 'MISSED'}`,
 );
