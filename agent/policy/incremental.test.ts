@@ -4,6 +4,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import type { SecurityLabels } from '../identity/types.ts';
 import { makeIdentity } from '../identity/types.ts';
+import { contractViolations } from './contract.ts';
 import { PolicyEngine, type EndpointDelta } from './engine.ts';
 import { Protocol } from './entry.ts';
 import { parseCiliumPolicy } from './parse-cilium.ts';
@@ -328,6 +329,11 @@ test('incremental deltas applied in order equal a full recomputation', (t) => {
       if ([...applied.values()].some((a) => a.prefixes.size > 0)) prefixRuns++;
       for (const name of endpoints.keys()) {
         const want = fresh.policyOf(name);
+        const broken = contractViolations(want);
+        if (broken.length > 0) {
+          t.deepEqual(broken, [], `endpoint ${name} breaks the entry.ts contract`);
+          return false;
+        }
         const got = applied.get(name)!;
         const ok =
           got.ingressEnforced === want.ingressEnforced &&

@@ -223,3 +223,39 @@ test('a wildcard allow with a denied port keeps the port denied for concrete pro
     },
   ]);
 });
+
+test('the contract check catches entries the datapath cannot hold', async (t) => {
+  const { contractViolations } = await import('./contract.ts');
+  const bad = contractViolations({
+    ingressEnforced: true,
+    egressEnforced: false,
+    entries: [
+      {
+        direction: 'ingress',
+        peer: 5,
+        protocol: Protocol.ANY,
+        port: 80,
+        portPrefixLen: 16,
+        deny: false,
+      },
+      {
+        direction: 'ingress',
+        peer: 5,
+        protocol: Protocol.TCP,
+        port: 81,
+        portPrefixLen: 15,
+        deny: false,
+      },
+      {
+        direction: 'ingress',
+        peer: PREFIX_CLASS_BASE + 9,
+        protocol: Protocol.TCP,
+        port: 80,
+        portPrefixLen: 16,
+        deny: false,
+      },
+    ],
+    prefixes: [{ direction: 'ingress', cidr: '10.0.0.1/8', classId: 3 }],
+  });
+  t.is(bad.length, 5);
+});

@@ -1,5 +1,6 @@
 // Runs a conformance case step by step through exactly what `isthmus policy reachability` runs:
 // YAML sources -> loadMesh -> reachability (engine entries through the datapath lookup model).
+import { contractViolations } from '../contract.ts';
 import { loadMesh } from '../load.ts';
 import { reachability, type ProbeRow } from '../reachability.ts';
 import { expectedRows, stepSources, type ConformanceCase } from './model.ts';
@@ -23,6 +24,23 @@ export function runCase(
   let checked = 0;
   c.steps.forEach((step, i) => {
     const mesh = loadMesh(stepSources(c, i, ips));
+    // what would be written to the kernel must satisfy entry.ts
+    for (const cluster of mesh.clusterNames()) {
+      const engine = mesh.engine(cluster);
+      for (const ep of engine.endpointNames()) {
+        for (const v of contractViolations(engine.policyOf(ep))) {
+          mismatches.push({
+            step: i + 1,
+            probe: 'contract',
+            from: ep,
+            to: '',
+            expected: true,
+            actual: false,
+            reason: v,
+          });
+        }
+      }
+    }
     for (const check of step.probes) {
       const rows = reachability(mesh, [{ port: check.port, protocol: check.protocol }]);
       const byPair = new Map<string, ProbeRow>(rows.map((r) => [`${r.from} ${r.to}`, r]));
