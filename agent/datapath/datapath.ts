@@ -12,7 +12,7 @@
 // The pod's own node is HOST (identity 1) because the agent writes the node's own IPs into the
 // ipcache with identity 1; ingress from identity 1 is always admitted. Enforcement flags live in
 // the endpoints rows, so write the endpoint row before (or with) its first applyEndpointPolicy.
-import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
+import { mkdirSync, existsSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../native/index.ts';
@@ -37,6 +37,9 @@ import {
 export type { AttachResult, Datapath, DatapathOptions } from './types.ts';
 export { TC_HANDLE, TC_PRIORITY } from './types.ts';
 
+/** statfs f_type of a bpffs (linux/magic.h BPF_FS_MAGIC). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
 const here = dirname(fileURLToPath(import.meta.url));
 const defaultObject = (): string => {
   const fromSource = join(here, '../../bpf/build/pod.o');
@@ -47,6 +50,14 @@ export function openDatapath(opts: DatapathOptions): Datapath {
   const addon = nativeAddon();
   const objectPath = opts.bpfObjectPath ?? defaultObject();
   mkdirSync(opts.pinRoot, { recursive: true });
+  if (statfsSync(opts.pinRoot).type !== BPF_FS_MAGIC) {
+    throw Object.assign(
+      new Error(
+        `pin root ${opts.pinRoot} is not on a bpffs: mount one there first (mount -t bpf bpf ${opts.pinRoot})`,
+      ),
+      { code: 'EDATAPATH_PINROOT' },
+    );
+  }
   const handle = addon.objectOpen(objectPath, opts.pinRoot);
   try {
     return new LoadedDatapath(handle, opts.pinRoot, opts.netns);

@@ -67,6 +67,11 @@ test.serial('a second open on the same pin root adopts the maps: same ids, same 
   t.is(typeof again.stats.get(Stat.EVENTS_LOST), 'bigint');
 });
 
+test.serial('a pin root that is not on a bpffs is refused with a coded error', (t) => {
+  const e = t.throws(() => openDatapath({ pinRoot: '/proc/self' }));
+  t.is((e as Error & { code: string }).code, 'EDATAPATH_PINROOT');
+});
+
 test.serial(
   'replacing the programs under load never lets a denied packet through or breaks a stream',
   async (t) => {
