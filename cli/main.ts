@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { register as registerPolicy } from './policy.ts';
 import { register as registerCerts } from './certs.ts';
+import { register as registerLab } from './lab.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerPolicy(program);
   registerCerts(program);
+  registerLab(program);
   return program;
 }
 

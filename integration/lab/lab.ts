@@ -24,6 +24,14 @@ import {
   mountsUnder,
   netnsPath,
 } from './netns.ts';
+import { controlPlanePaths, startControlPlane } from './control-plane.ts';
+import {
+  kubeletAlive,
+  logSize,
+  spawnKubelet,
+  waitForKubelet,
+  writeKubeletConfig,
+} from './kubelets.ts';
 import { createPod, destroyPod, type PodSpec } from './pods.ts';
 import { endProcess, pidsMatching, spawnDetached } from './processes.ts';
 import { readRecord, repoRoot, writeRecord, type LabPod, type LabRecord } from './record.ts';
@@ -41,6 +49,10 @@ export class LabError extends Error {
 export interface UpOptions {
   /** test hook: throw after this step, to exercise cleanup of a failed start */
   failAfter?: 'namespaces' | 'mounts' | 'agents';
+  /** control plane (etcd + API server) and kubelet per cluster; default true */
+  kubernetes?: boolean;
+  /** progress lines while the lab starts (the CLI prints them) */
+  onProgress?: (line: string) => void;
   agentReadyTimeoutMs?: number;
   /** period of each agent's full route pass (agent default 10 s) */
   routeIntervalMs?: number;
@@ -72,15 +84,21 @@ export class Lab {
         `lab ${plan.name} already exists (${existing.length} namespaces): run \`isthmus lab down\` first`,
         'ISTHMUS_LAB_EXISTS',
       );
-    const record: LabRecord = { plan, agents: [], pods: [] };
+    const record: LabRecord = { plan, agents: [], pods: [], ready: false };
+    const progress = opts.onProgress ?? (() => {});
     try {
       await mustRun(['make', '-s', '-C', join(repoRoot(), 'integration/lab/tools')]);
       mkdirSync(plan.runDir, { recursive: true });
       writeRecord(record);
+      progress(
+        `network: underlay, world, ${plan.clusters.length} control planes, ${nodesOf(plan).length} nodes`,
+      );
       await buildNetwork(plan);
       if (opts.failAfter === 'namespaces') throw new Error('simulated failure after namespaces');
       for (const node of nodesOf(plan)) await mountBpffs(node);
       if (opts.failAfter === 'mounts') throw new Error('simulated failure after mounts');
+      if (opts.kubernetes !== false) await startControlPlanes(record, progress);
+      progress('agents: starting one per node');
       for (const node of nodesOf(plan)) {
         record.agents.push({ node: node.name, pid: startAgent(plan, node, opts) });
         writeRecord(record);
@@ -89,6 +107,10 @@ export class Lab {
         nodesOf(plan).map((node) => waitForAgent(node, opts.agentReadyTimeoutMs ?? 30_000)),
       );
       if (opts.failAfter === 'agents') throw new Error('simulated failure after agents');
+      if (opts.kubernetes !== false) await startKubelets(record, progress);
+      record.ready = true;
+      writeRecord(record);
+      progress('ready');
       return new Lab(record);
     } catch (err) {
       await downLab(plan.name);
@@ -203,6 +225,29 @@ export class Lab {
     await waitForAgent(node, readyTimeoutMs);
   }
 
+  /** Starts again every cluster kubelet whose process is gone (the supervisor's watchdog). */
+  async reviveKubelets(): Promise<string[]> {
+    const revived: string[] = [];
+    for (const cluster of this.plan.clusters) {
+      const entry = this.record.kubelets?.find((k) => k.cluster === cluster.name);
+      if (!entry || kubeletAlive(this.plan, cluster, entry.pid)) continue;
+      const from = logSize(controlPlanePaths(this.plan, cluster).kubeletLog);
+      entry.pid = spawnKubelet(this.plan, cluster);
+      writeRecord(this.record);
+      await waitForKubelet(this.plan, cluster, entry.pid, from, 30_000);
+      revived.push(cluster.name);
+    }
+    return revived;
+  }
+
+  /** The path of a cluster's kubeconfig (API server over TCP, for lab namespaces). */
+  kubeconfig(cluster: string): string {
+    const c = this.plan.clusters.find((x) => x.name === cluster);
+    if (!c)
+      throw new LabError(`lab ${this.plan.name} has no cluster ${cluster}`, 'ISTHMUS_LAB_POD');
+    return controlPlanePaths(this.plan, c).kubeconfig;
+  }
+
   agentPid(nodeName: string): number | undefined {
     return this.record.agents.find((a) => a.node === nodeName)?.pid;
   }
@@ -220,8 +265,13 @@ export async function downLab(name: string): Promise<void> {
   const runDir = `${RUN_ROOT}/${name}`;
   const record = readRecord(runDir);
   const markers = [`${runDir}/`, `/run/netns/${name}-`];
+  // The supervisor first, so its watchdog cannot start a kubelet again while the rest ends.
+  for (const pid of pidsMatching([`${runDir}/${SUPERVISOR_MARKER}`]))
+    await endProcess(pid, `${runDir}/`);
   const pids = new Set([
     ...(record?.agents.map((a) => a.pid) ?? []),
+    ...(record?.kubelets?.map((k) => k.pid) ?? []),
+    ...(record?.controlPlanes?.flatMap((c) => [c.etcdPid, c.apiServerPid]) ?? []),
     ...(record?.pods.flatMap((p) => p.echoPid ?? []) ?? []),
     ...pidsMatching(markers),
   ]);
@@ -232,6 +282,44 @@ export async function downLab(name: string): Promise<void> {
   for (const m of mounts.reverse()) await mustRun(['umount', m.target]);
   rmSync(runDir, { recursive: true, force: true });
 }
+
+async function startControlPlanes(
+  record: LabRecord,
+  progress: (line: string) => void,
+): Promise<void> {
+  record.controlPlanes = [];
+  for (const cluster of record.plan.clusters) {
+    progress(`control plane ${cluster.name}: etcd and API server in ${cluster.controlPlane.netns}`);
+    const entry = { cluster: cluster.name, etcdPid: 0, apiServerPid: 0 };
+    record.controlPlanes.push(entry);
+    await startControlPlane(record.plan, cluster, (pid) => {
+      if (!entry.etcdPid) entry.etcdPid = pid;
+      else entry.apiServerPid = pid;
+      writeRecord(record);
+    });
+    progress(
+      `control plane ${cluster.name}: API server ready at ${controlPlanePaths(record.plan, cluster).apiAddress}`,
+    );
+  }
+}
+
+async function startKubelets(record: LabRecord, progress: (line: string) => void): Promise<void> {
+  record.kubelets = [];
+  for (const cluster of record.plan.clusters) {
+    writeKubeletConfig(record.plan, cluster);
+    record.kubelets.push({ cluster: cluster.name, pid: spawnKubelet(record.plan, cluster) });
+    writeRecord(record);
+  }
+  progress('kubelets: registering nodes');
+  await Promise.all(
+    record.plan.clusters.map((cluster, i) =>
+      waitForKubelet(record.plan, cluster, record.kubelets![i]!.pid, 0, 60_000),
+    ),
+  );
+}
+
+/** The file the detached supervisor (`isthmus lab up`) is started with; marks its command line. */
+export const SUPERVISOR_MARKER = 'supervisor-plan.json';
 
 export const nodesOf = (plan: LabPlan): NodePlan[] => plan.clusters.flatMap((c) => c.nodes);
 

@@ -153,7 +153,7 @@ export async function destroyPod(lab: string, node: NodePlan, pod: LabPod): Prom
 }
 
 /** Starts the echo server in the pod's namespace and waits until it has bound every port. */
-function startEcho(pod: LabPod): Promise<number> {
+export function startEcho(pod: LabPod): Promise<number> {
   const specs = pod.ports.map((p) => `${p.protocol.toLowerCase()}:${p.port}`);
   return new Promise((resolve, reject) => {
     const child = spawn(toolPath('echo'), ['--netns', pod.netnsPath, ...specs], {

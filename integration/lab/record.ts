@@ -30,7 +30,15 @@ export interface LabPod {
 export interface LabRecord {
   plan: LabPlan;
   agents: Array<{ node: string; pid: number }>;
+  /** pods added through Lab.addPod(s); pods created through the API are the kubelets' */
   pods: LabPod[];
+  /** per cluster: etcd and API server PIDs (absent when started without Kubernetes) */
+  controlPlanes?: Array<{ cluster: string; etcdPid: number; apiServerPid: number }>;
+  kubelets?: Array<{ cluster: string; pid: number }>;
+  /** the detached `lab up` supervisor, when the CLI started the lab */
+  supervisorPid?: number;
+  /** set once Lab.up finished */
+  ready?: boolean;
 }
 
 export const recordPath = (runDir: string): string => join(runDir, 'lab.json');

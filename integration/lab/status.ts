@@ -2,9 +2,22 @@
 // real-traffic probes between every ordered pair of pods in the reachability JSON shape.
 import { endpointSocketPath } from '../../agent/daemon.ts';
 import { callAgent } from '../../agent/endpoint/client.ts';
+import { readPodState } from '../kubelet/state.ts';
 import { RUN_ROOT } from './config.ts';
+import { apiHealthy, controlPlanePaths } from './control-plane.ts';
+import { kubeletAlive } from './kubelets.ts';
 import { probe, type ProbeOptions, type ProbeProtocol } from './probe.ts';
-import { readRecord, type LabPod } from './record.ts';
+import { readRecord, type LabPod, type LabRecord } from './record.ts';
+
+/** Every pod of the lab: those added through Lab.addPod and those the kubelets run. */
+export function labPods(record: LabRecord): LabPod[] {
+  const fromKubelets = record.plan.clusters.flatMap((c) =>
+    readPodState(controlPlanePaths(record.plan, c).kubeletState).map(
+      ({ uid: _uid, ...pod }) => pod,
+    ),
+  );
+  return [...record.pods, ...fromKubelets];
+}
 
 export interface LabStatus {
   name: string;
@@ -17,7 +30,13 @@ export interface LabStatus {
     ready: boolean;
     podCIDR: string;
     serviceCIDR: string;
-    controlPlane: { netns: string; ip: string };
+    controlPlane: {
+      netns: string;
+      ip: string;
+      /** API server `ip:port` (from lab namespaces), unix socket and kubeconfig */
+      apiServer?: { address: string; socket: string; kubeconfig: string; ready: boolean };
+      kubelet?: { pid: number; ready: boolean };
+    };
     nodes: Array<{
       name: string;
       netns: string;
@@ -57,16 +76,20 @@ export async function labStatus(name: string): Promise<LabStatus | undefined> {
           };
         }),
       );
-      const pods = record.pods
+      const cp = await controlPlaneStatus(record, c);
+      const pods = labPods(record)
         .filter((p) => p.cluster === c.name)
         .map((p) => ({ name: `${p.namespace}/${p.name}`, node: p.node, ip: p.ip, netns: p.netns }));
       return {
         name: c.name,
         id: c.id,
-        ready: nodes.every((n) => n.ready),
+        ready:
+          nodes.every((n) => n.ready) &&
+          (cp.apiServer?.ready ?? true) &&
+          (cp.kubelet?.ready ?? true),
         podCIDR: c.podCIDR,
         serviceCIDR: c.serviceCIDR,
-        controlPlane: { netns: c.controlPlane.netns, ip: c.controlPlane.ip },
+        controlPlane: cp,
         nodes,
         pods,
       };
@@ -74,10 +97,32 @@ export async function labStatus(name: string): Promise<LabStatus | undefined> {
   );
   return {
     name,
-    ready: clusters.every((c) => c.ready),
+    ready: record.ready !== false && clusters.every((c) => c.ready),
     underlay: { netns: plan.underlay.netns, cidr: plan.underlay.cidr },
     world: { netns: plan.world.netns, ip: plan.world.ip },
     clusters,
+  };
+}
+
+async function controlPlaneStatus(
+  record: LabRecord,
+  c: LabRecord['plan']['clusters'][number],
+): Promise<LabStatus['clusters'][number]['controlPlane']> {
+  const base = { netns: c.controlPlane.netns, ip: c.controlPlane.ip };
+  if (!record.controlPlanes) return base;
+  const paths = controlPlanePaths(record.plan, c);
+  const kubelet = record.kubelets?.find((k) => k.cluster === c.name);
+  return {
+    ...base,
+    apiServer: {
+      address: paths.apiAddress,
+      socket: paths.apiSocket,
+      kubeconfig: paths.kubeconfig,
+      ready: await apiHealthy(paths.apiSocket),
+    },
+    ...(kubelet && {
+      kubelet: { pid: kubelet.pid, ready: kubeletAlive(record.plan, c, kubelet.pid) },
+    }),
   };
 }
 
