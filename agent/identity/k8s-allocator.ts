@@ -62,7 +62,7 @@ export class K8sIdentityAllocator implements IdentityAllocator {
   readonly stats: AllocatorStats = { created: 0, reused: 0, conflicts: 0, duplicatesResolved: 0 };
   private readonly holds = new Map<string, Hold>();
   private readonly inflight = new Map<string, Promise<IdentityRecord>>();
-  /** Ids found taken by conflicts, beyond what the watch shows yet. */
+  /** Ids found taken by conflicts, which the watch may not show yet. */
   private readonly taken = new Set<number>();
   private readonly minLocal: number;
   private readonly maxLocal: number;
@@ -78,6 +78,11 @@ export class K8sIdentityAllocator implements IdentityAllocator {
     this.clusterId = c;
     this.minLocal = opts.minLocal ?? MIN_LOCAL_IDENTITY;
     this.maxLocal = opts.maxLocal ?? MAX_LOCAL_IDENTITY;
+    // An id learnt from a conflict stays taken until the watch reports it deleted.
+    opts.identities?.onChange((ch) => {
+      const id = identityId(ch.object);
+      if (ch.type === 'delete' && id !== undefined) this.taken.delete(id);
+    });
   }
 
   /** Cluster-wide allocation; takes one local reference. The agent awaits this per endpoint. */
@@ -206,7 +211,9 @@ export class K8sIdentityAllocator implements IdentityAllocator {
   }
 
   private async pickFree(): Promise<number> {
-    const used = new Set(this.taken);
+    // Without a watch every pick lists afresh, which already shows every conflicting id.
+    if (this.opts.identities) await this.opts.identities.synced; // an empty cache only costs conflicts
+    const used = new Set(this.opts.identities ? this.taken : []);
     const objects = this.opts.identities
       ? this.opts.identities.list()
       : (await this.opts.api.list(CiliumIdentities)).items;

@@ -3,6 +3,7 @@
 // meantime, with no spurious delete/add for objects that did not change.
 import test from 'ava';
 import { Resource, type Change } from './resource.ts';
+import { AgentWatches } from './watches.ts';
 import { startTestCluster, waitFor, sleep, type TestCluster } from './test-support.ts';
 import type { KubeObject, ResourceDef } from './types.ts';
 
@@ -135,3 +136,33 @@ test.serial('stop() ends a loop that is backing off against a dead API server', 
   await res.stop();
   t.true(Date.now() - t0 < 1000);
 });
+
+test.serial(
+  'AgentWatches: every resource the agent needs syncs; pods are this node’s only',
+  async (t) => {
+    const c = await startTestCluster(t, 'h6aw');
+    await c.writer.create(NS, { metadata: { name: 'p' } });
+    const Pods: ResourceDef = { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+    const pod = (name: string, nodeName: string) => ({
+      metadata: { name, namespace: 'p' },
+      spec: { nodeName, containers: [{ name: 'c', image: 'x' }] },
+    });
+    await c.writer.create(Pods, pod('mine', 'node-a'));
+    await c.writer.create(Pods, pod('theirs', 'node-b'));
+    const watches = new AgentWatches(c.api, 'node-a', { backoff: { baseMs: 50, maxMs: 400 } });
+    watches.start();
+    t.teardown(() => watches.stop());
+    await watches.synced();
+    t.deepEqual(
+      watches.resources.pods.list().map((p) => p.metadata.name),
+      ['mine'],
+    );
+    t.is(watches.resources.namespaces.get('p')?.metadata.name, 'p');
+    await c.writer.create(Pods, pod('mine-2', 'node-a'));
+    await c.writer.create(Pods, pod('theirs-2', 'node-b'));
+    await waitFor(() => watches.resources.pods.get('p/mine-2') !== undefined);
+    await sleep(200);
+    t.is(watches.resources.pods.get('p/theirs-2'), undefined);
+    for (const r of Object.values(watches.resources)) t.true(r.isSynced, r.def.plural);
+  },
+);
