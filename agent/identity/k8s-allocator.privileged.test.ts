@@ -4,10 +4,11 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTestCluster } from '../k8s/test-support.ts';
+import { startTestCluster, waitFor } from '../k8s/test-support.ts';
 import { CiliumIdentities } from '../k8s/resources.ts';
 import { K8sIdentityAllocator, type AllocatorStats } from './k8s-allocator.ts';
-import { identityId, identityLabels } from './k8s-identity-object.ts';
+import { identityId, identityLabels, identityObject } from './k8s-identity-object.ts';
+import { Resource } from '../k8s/resource.ts';
 import { labelsToString, podSecurityLabels } from './labels.ts';
 import { IdentityError, makeIdentity } from './types.ts';
 
@@ -143,3 +144,59 @@ test.serial('same labels -> same identity; references; exhaustion is a clear err
   const unknown = t.throws(() => b.allocate(l3), { instanceOf: IdentityError });
   t.is(unknown?.code, 'IDENTITY_UNKNOWN');
 });
+
+test.serial(
+  'a held identity deleted behind the allocator’s back is re-created under its id',
+  async (t) => {
+    const c = await startTestCluster(t, 'h6idr');
+    const identities = new Resource(c.api, CiliumIdentities);
+    identities.start();
+    t.teardown(() => identities.stop());
+    const lost: number[] = [];
+    const a = new K8sIdentityAllocator({
+      api: c.api,
+      clusterId: 2,
+      identities,
+      onLost: (_l, id) => lost.push(id),
+    });
+    const l1 = podSecurityLabels({
+      cluster: 'c2',
+      namespace: 'x',
+      podLabels: { app: 'a' },
+      namespaceLabels: {},
+    });
+    const l2 = podSecurityLabels({
+      cluster: 'c2',
+      namespace: 'x',
+      podLabels: { app: 'b' },
+      namespaceLabels: {},
+    });
+    const r1 = await a.allocateAsync(l1);
+    const r2 = await a.allocateAsync(l2);
+    await c.writer.delete(CiliumIdentities, String(r1.id));
+    await waitFor(
+      () => a.stats.restored === 1 && identities.get(String(r1.id)) !== undefined,
+      5000,
+      'restore',
+    );
+    const back = await c.api.get(CiliumIdentities, String(r1.id));
+    t.is(labelsToString(identityLabels(back)), labelsToString(l1));
+
+    // The id went to another label set meanwhile: the holder hears it lost the identity.
+    await identities.stop();
+    await c.writer.delete(CiliumIdentities, String(r2.id));
+    const other = podSecurityLabels({
+      cluster: 'c2',
+      namespace: 'x',
+      podLabels: { app: 'z' },
+      namespaceLabels: {},
+    });
+    await c.writer.create(CiliumIdentities, identityObject(r2.id, other));
+    t.deepEqual(
+      (await a.restoreHeld()).map((l) => labelsToString(l)),
+      [labelsToString(l2)],
+    );
+    t.deepEqual(lost, [r2.id]);
+    t.not((await a.allocateAsync(l2)).id, r2.id, 'allocating again yields a new identity');
+  },
+);

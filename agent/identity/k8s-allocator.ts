@@ -39,6 +39,8 @@ export interface K8sIdentityAllocatorOptions {
   maxLocal?: number;
   /** Create attempts per allocation before giving up (each conflict costs one). */
   maxAttempts?: number;
+  /** A held identity was deleted and could not be restored under its id: allocate again. */
+  onLost?: (labels: SecurityLabels, formerId: number) => void;
 }
 
 export interface AllocatorStats {
@@ -50,6 +52,8 @@ export interface AllocatorStats {
   conflicts: number;
   /** Our create lost to an older identity with the same labels and was deleted. */
   duplicatesResolved: number;
+  /** Held identities re-created after their object was deleted. */
+  restored: number;
 }
 
 interface Hold {
@@ -59,7 +63,13 @@ interface Hold {
 
 export class K8sIdentityAllocator implements IdentityAllocator {
   readonly clusterId: number;
-  readonly stats: AllocatorStats = { created: 0, reused: 0, conflicts: 0, duplicatesResolved: 0 };
+  readonly stats: AllocatorStats = {
+    created: 0,
+    reused: 0,
+    conflicts: 0,
+    duplicatesResolved: 0,
+    restored: 0,
+  };
   private readonly holds = new Map<string, Hold>();
   private readonly inflight = new Map<string, Promise<IdentityRecord>>();
   /** Ids found taken by conflicts, which the watch may not show yet. */
@@ -81,8 +91,43 @@ export class K8sIdentityAllocator implements IdentityAllocator {
     // An id learnt from a conflict stays taken until the watch reports it deleted.
     opts.identities?.onChange((ch) => {
       const id = identityId(ch.object);
-      if (ch.type === 'delete' && id !== undefined) this.taken.delete(id);
+      if (ch.type !== 'delete' || id === undefined) return;
+      this.taken.delete(id);
+      if (this.heldIds().has(id)) void this.restoreHeld().catch(() => undefined);
     });
+  }
+
+  /**
+   * Re-creates held identities whose objects vanished (a GC that raced with our allocation), as
+   * Cilium's allocator re-creates master keys of local references. Returns the label sets that
+   * could not keep their id (the id was taken meanwhile, or an older identity for the labels
+   * appeared): their holders must allocate again; `onLost` hears of them too.
+   */
+  async restoreHeld(): Promise<SecurityLabels[]> {
+    const lost: SecurityLabels[] = [];
+    // A fresh list, not the watch: this runs exactly when the watch may be behind.
+    const current = new Map(
+      (await this.opts.api.list(CiliumIdentities)).items.map((o) => [o.metadata.name, o]),
+    );
+    for (const [key, hold] of [...this.holds]) {
+      const { id, labels } = hold.record;
+      const obj = current.get(String(id));
+      if (obj && sameLabels(obj, labels)) continue;
+      if (!obj) {
+        try {
+          await this.opts.api.create(CiliumIdentities, identityObject(id, labels));
+          this.stats.restored++;
+        } catch (err) {
+          if (!isK8sError(err, 'K8S_ALREADY_EXISTS')) throw err;
+        }
+      }
+      const winner = await this.findOldest(labelsHash(labels), labels);
+      if (winner?.id === id) continue;
+      this.holds.delete(key);
+      lost.push(labels);
+      this.opts.onLost?.(labels, id);
+    }
+    return lost;
   }
 
   /** Cluster-wide allocation; takes one local reference. The agent awaits this per endpoint. */
