@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { register as registerPolicy } from './policy.ts';
 import { register as registerCerts } from './certs.ts';
 import { register as registerLab } from './lab.ts';
+import { register as registerDemo } from './demo.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerCerts(program);
   registerLab(program);
+  registerDemo(program);
   return program;
 }
 
