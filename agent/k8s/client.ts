@@ -26,7 +26,10 @@ export class KubeClient implements KubeApi {
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly watcher: Watch;
 
-  constructor(private readonly kc: KubeConfig) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly requestTimeoutMs = 30_000,
+  ) {
     this.watcher = new Watch(kc);
   }
 
@@ -122,6 +125,8 @@ export class KubeClient implements KubeApi {
       ctx.setHeaderParam('Content-Type', 'application/json');
       ctx.setBody(JSON.stringify(body));
     }
+    // A hung server must not hang the caller (a list/watch loop would be dead otherwise).
+    ctx.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
     await this.kc.applySecurityAuthentication(ctx);
     let status: number;
     let text: string;

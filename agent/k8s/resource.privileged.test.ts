@@ -4,6 +4,8 @@
 import test from 'ava';
 import { Resource, type Change } from './resource.ts';
 import { AgentWatches } from './watches.ts';
+import { KubeClient } from './client.ts';
+import { startKubectlControlPlane } from '../../integration/apiserver/test-support.ts';
 import { startTestCluster, waitFor, sleep, type TestCluster } from './test-support.ts';
 import type { KubeObject, ResourceDef } from './types.ts';
 
@@ -164,5 +166,38 @@ test.serial(
     await sleep(200);
     t.is(watches.resources.pods.get('p/theirs-2'), undefined);
     for (const r of Object.values(watches.resources)) t.true(r.isSynced, r.def.plural);
+  },
+);
+
+test.serial(
+  'the API server as its own process, restarted: no spurious events, watch alive',
+  async (t) => {
+    const cp = await startKubectlControlPlane(t);
+    const api = new KubeClient(cp.kubeConfig);
+    await api.create(NS, { metadata: { name: 'w' } });
+    for (let i = 0; i < 10; i++) {
+      await api.create(ConfigMaps, {
+        metadata: { name: `cm-${i}`, namespace: 'w' },
+        data: { v: '0' },
+      });
+    }
+    const res = new Resource(api, ConfigMaps, { backoff: { baseMs: 50, maxMs: 400 } });
+    const changes: Change<ConfigMap>[] = [];
+    res.onChange((ch) => changes.push(ch));
+    res.start();
+    t.teardown(() => res.stop());
+    await res.synced;
+    changes.length = 0;
+    const watchesBefore = res.stats.watches;
+    await cp.restartApiServer();
+    const cm = await api.get(ConfigMaps, 'cm-4', 'w');
+    await api.replace(ConfigMaps, { ...cm, data: { v: '4' } });
+    await api.create(ConfigMaps, { metadata: { name: 'cm-after', namespace: 'w' } });
+    await waitFor(
+      () => res.get('w/cm-after') !== undefined && res.get('w/cm-4')?.data?.['v'] === '4',
+    );
+    await sleep(300);
+    t.deepEqual(summary(changes), ['upsert w/cm-4', 'upsert w/cm-after']);
+    t.true(res.stats.watches > watchesBefore, 're-watched after the restart');
   },
 );

@@ -182,9 +182,19 @@ export class Resource<T extends KubeObject> {
     return new Promise((resolve) => {
       let events = 0;
       let settled = false;
+      const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300;
+      // The server ends a watch after timeoutSeconds; a stream silent past that is half-dead.
+      const watchdog = unrefTimeout(
+        () => {
+          this.log('watch-stalled', { timeoutSeconds });
+          finish('failed');
+        },
+        (timeoutSeconds + 30) * 1000,
+      );
       const finish = (outcome: WatchOutcome) => {
         if (settled) return;
         settled = true;
+        clearTimeout(watchdog);
         this.currentWatch?.abort();
         this.currentWatch = undefined;
         resolve({ outcome, events });
@@ -208,7 +218,7 @@ export class Resource<T extends KubeObject> {
           this.def,
           {
             resourceVersion: this.resourceVersion,
-            timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
+            timeoutSeconds,
           },
           onEvent,
           onDone,
