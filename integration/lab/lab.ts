@@ -51,6 +51,8 @@ export interface UpOptions {
   failAfter?: 'namespaces' | 'mounts' | 'agents';
   /** control plane (etcd + API server) and kubelet per cluster; default true */
   kubernetes?: boolean;
+  /** PID of the detached supervisor running this Lab.up (recorded for `lab down`) */
+  supervisorPid?: number;
   /** progress lines while the lab starts (the CLI prints them) */
   onProgress?: (line: string) => void;
   agentReadyTimeoutMs?: number;
@@ -84,7 +86,13 @@ export class Lab {
         `lab ${plan.name} already exists (${existing.length} namespaces): run \`isthmus lab down\` first`,
         'ISTHMUS_LAB_EXISTS',
       );
-    const record: LabRecord = { plan, agents: [], pods: [], ready: false };
+    const record: LabRecord = {
+      plan,
+      agents: [],
+      pods: [],
+      ready: false,
+      ...(opts.supervisorPid && { supervisorPid: opts.supervisorPid }),
+    };
     const progress = opts.onProgress ?? (() => {});
     try {
       await mustRun(['make', '-s', '-C', join(repoRoot(), 'integration/lab/tools')]);

@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { RUN_ROOT, type LabPlan } from './config.ts';
 import { Lab, LabError, SUPERVISOR_MARKER } from './lab.ts';
 import { listNetns } from './netns.ts';
-import { readRecord, repoRoot, writeRecord } from './record.ts';
+import { repoRoot } from './record.ts';
 
 const READY_LINE = 'lab ready';
 
@@ -101,14 +101,14 @@ export async function supervise(planFile: string, watchdogMs = 5000): Promise<vo
   const say = (line: string) => process.stdout.write(`${line}\n`);
   let lab: Lab;
   try {
-    lab = await Lab.up(plan, { onProgress: (line) => say(`  ${line}`) });
+    lab = await Lab.up(plan, {
+      supervisorPid: process.pid,
+      onProgress: (line) => say(`  ${line}`),
+    });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(1);
   }
-  const record = readRecord(plan.runDir)!;
-  record.supervisorPid = process.pid;
-  writeRecord(record);
   say(READY_LINE);
   const log = join(plan.runDir, 'supervisor.log');
   const note = (event: string, fields: object = {}) =>
