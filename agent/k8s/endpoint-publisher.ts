@@ -3,7 +3,7 @@
 // ever deletes objects it owns: labelled with its node name and naming its node IP.
 import { labelsToString } from '../identity/labels.ts';
 import type { SecurityLabels } from '../identity/types.ts';
-import { CiliumEndpoints, type CiliumEndpoint, type NamedPort } from './resources.ts';
+import { CiliumEndpoints, type CiliumEndpoint, type NamedPort, type Pod } from './resources.ts';
 import { isK8sError, type KubeApi } from './types.ts';
 
 export const NODE_LABEL = 'isthmus.io/node';
@@ -22,6 +22,18 @@ export interface LocalEndpoint {
 }
 
 export type RemoveResult = 'deleted' | 'absent' | 'not-owned';
+
+/** The named container ports of a pod, as the endpoint object carries them. */
+export function podNamedPorts(pod: Pod): NamedPort[] {
+  const ports: NamedPort[] = [];
+  for (const c of pod.spec?.containers ?? []) {
+    for (const p of c.ports ?? []) {
+      if (p.name)
+        ports.push({ name: p.name, port: p.containerPort, protocol: p.protocol ?? 'TCP' });
+    }
+  }
+  return ports;
+}
 
 const MAX_TRIES = 8;
 

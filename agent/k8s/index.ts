@@ -7,6 +7,7 @@ export { AgentWatches, type AgentResources } from './watches.ts';
 export * from './resources.ts';
 export {
   EndpointPublisher,
+  podNamedPorts,
   NODE_LABEL,
   IDENTITY_LABEL,
   type LocalEndpoint,
