@@ -1,6 +1,6 @@
 // One "agent" of the multi-process allocation test: reads {socketPath, clusterId, labelSets,
 // concurrency} as JSON on stdin, allocates every label set through the API server's unix socket
-// with its own watch of CiliumIdentities, and prints {ids, stats} as one JSON line.
+// with its own watch of CiliumIdentities, and prints {ids, stats, elapsedMs} as one JSON line.
 import { UnixSocketKubeConfig } from '../../integration/apiserver/client.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { Resource } from '../k8s/resource.ts';
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   const allocator = new K8sIdentityAllocator({ api, clusterId: input.clusterId, identities });
   const ids: Record<string, number> = {};
   let next = 0;
+  const started = performance.now();
   const worker = async () => {
     while (next < input.labelSets.length) {
       const text = input.labelSets[next++]!;
@@ -34,9 +35,10 @@ async function main(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: input.concurrency }, worker));
+  const elapsedMs = Math.round(performance.now() - started);
   await identities.stop();
   kc.close();
-  process.stdout.write(JSON.stringify({ ids, stats: allocator.stats }) + '\n');
+  process.stdout.write(JSON.stringify({ ids, stats: allocator.stats, elapsedMs }) + '\n');
 }
 
 main().catch((err) => {

@@ -42,6 +42,7 @@ function shuffled<T>(xs: T[], seed: number): T[] {
 interface ChildResult {
   ids: Record<string, number>;
   stats: AllocatorStats;
+  elapsedMs: number;
 }
 
 function runChild(input: object): { done: Promise<ChildResult>; pid: number; go(): void } {
@@ -99,7 +100,7 @@ test.serial(
     const total = (k: keyof AllocatorStats) => results.reduce((n, r) => n + r.stats[k], 0);
     t.log(
       `created ${total('created')}, reused ${total('reused')}, 409 AlreadyExists ${total('conflicts')}, ` +
-        `duplicates resolved ${total('duplicatesResolved')}`,
+        `duplicates resolved ${total('duplicatesResolved')}; per process ${results.map((r) => r.elapsedMs).join('/')} ms`,
     );
     t.true(total('conflicts') > 0, 'allocators really collided on ids');
     t.is(total('created'), 50, 'exactly one winning create per label set');

@@ -71,6 +71,8 @@ export class K8sIdentityAllocator implements IdentityAllocator {
     restored: 0,
   };
   private readonly holds = new Map<string, Hold>();
+  /** The same holds by id -> label key. */
+  private readonly heldKeys = new Map<number, string>();
   private readonly inflight = new Map<string, Promise<IdentityRecord>>();
   /** Ids found taken by conflicts, which the watch may not show yet. */
   private readonly taken = new Set<number>();
@@ -123,7 +125,7 @@ export class K8sIdentityAllocator implements IdentityAllocator {
       }
       const winner = await this.findOldest(labelsHash(labels), labels);
       if (winner?.id === id) continue;
-      this.holds.delete(key);
+      this.dropHold(key);
       lost.push(labels);
       this.opts.onLost?.(labels, id);
     }
@@ -148,7 +150,7 @@ export class K8sIdentityAllocator implements IdentityAllocator {
     this.inflight.set(key, p);
     try {
       const record = await p;
-      this.holds.set(key, { record, refs: 1 });
+      this.addHold(key, record);
       return record;
     } finally {
       this.inflight.delete(key);
@@ -177,29 +179,40 @@ export class K8sIdentityAllocator implements IdentityAllocator {
       );
     }
     const record = { id: identityId(known)!, labels: new Map(labels) };
-    this.holds.set(key, { record, refs: 1 });
+    this.addHold(key, record);
     return record;
   }
 
   release(id: number): boolean {
-    for (const [key, hold] of this.holds) {
-      if (hold.record.id !== id) continue;
-      if (--hold.refs > 0) return false;
-      this.holds.delete(key); // the object stays; the GC removes it once nothing references it
-      return true;
-    }
-    return false;
+    const key = this.heldKeys.get(id);
+    const hold = key === undefined ? undefined : this.holds.get(key);
+    if (!hold || key === undefined) return false;
+    if (--hold.refs > 0) return false;
+    this.dropHold(key); // the object stays; the GC removes it once nothing references it
+    return true;
   }
 
   lookup(id: number): IdentityRecord | undefined {
-    for (const hold of this.holds.values()) if (hold.record.id === id) return hold.record;
+    const key = this.heldKeys.get(id);
+    if (key !== undefined) return this.holds.get(key)?.record;
     const obj = this.opts.identities?.get(String(id));
     return obj ? { id, labels: identityLabels(obj) } : undefined;
   }
 
   /** Ids held by local references (the GC of this agent never collects them). */
   heldIds(): Set<number> {
-    return new Set([...this.holds.values()].map((h) => h.record.id));
+    return new Set(this.heldKeys.keys());
+  }
+
+  private addHold(key: string, record: IdentityRecord): void {
+    this.holds.set(key, { record, refs: 1 });
+    this.heldKeys.set(record.id, key);
+  }
+
+  private dropHold(key: string): void {
+    const hold = this.holds.get(key);
+    this.holds.delete(key);
+    if (hold) this.heldKeys.delete(hold.record.id);
   }
 
   private async resolve(labels: SecurityLabels): Promise<IdentityRecord> {
