@@ -40,7 +40,7 @@ let a1: LabPod, a2: LabPod, a3: LabPod, b1: LabPod, b2: LabPod, b3: LabPod;
 
 test.before(async () => {
   await ensureBuilt();
-  lab = await Lab.up(plan, { datapath: 'bpf' });
+  lab = await Lab.up(plan, { datapath: 'bpf', kubernetes: false });
   const specs = ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'].map((pod) => ({
     cluster: 'c1',
     namespace: 'e2e',

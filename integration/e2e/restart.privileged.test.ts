@@ -33,7 +33,7 @@ let a: LabPod, b: LabPod;
 
 test.before(async () => {
   await ensureBuilt();
-  lab = await Lab.up(plan, { datapath: 'bpf' });
+  lab = await Lab.up(plan, { datapath: 'bpf', kubernetes: false });
   [a, b] = (await lab.addPods([
     {
       cluster: 'c1',
