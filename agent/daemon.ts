@@ -1,8 +1,13 @@
-// The node agent, as far as it exists today: the endpoint manager behind its unix socket and the
-// node route reconciler, for one node. Runs inside the node's network namespace (hostNetwork).
-// The datapath is injected; until agent/datapath is wired in, main.ts passes the in-memory fake.
+// The node agent: the endpoint manager behind its unix socket, the node route reconciler and,
+// when the config names a cluster's API server, the control plane (agent/daemon/): identities,
+// ipcache, policies and their enforcement in the BPF maps. Runs inside the node's network
+// namespace (hostNetwork). The datapath is injected (main.ts: the kernel one or the fake).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
 import { join } from 'node:path';
+import { AgentControlPlane } from './daemon/control-plane.ts';
+import type { AgentStatus } from './daemon/types.ts';
+import type { Datapath } from './datapath/types.ts';
 import { EndpointManager } from './endpoint/manager.ts';
 import { EndpointServer } from './endpoint/server.ts';
 import type { EndpointDatapath } from './endpoint/types.ts';
@@ -24,10 +29,18 @@ export interface AgentConfig {
   routeIntervalMs?: number;
   /** "bpf": the kernel datapath pinned under bpffs; "fake" (default): in memory, no enforcement */
   datapath?: 'bpf' | 'fake';
+  /** the cluster's API server; without it no identities, ipcache or policy are managed */
+  kubeconfig?: string;
+  /** this node's cluster (name as in the identity labels, id 1-255); required with kubeconfig */
+  cluster?: { name: string; id: number };
+  /** period of the policy and ipcache full passes that read the maps back (default 10 s) */
+  fullPassIntervalMs?: number;
 }
 
 export interface AgentDeps {
   datapath: EndpointDatapath;
+  /** the maps the control plane writes (policy, prefixes, endpoint flags, ipcache) */
+  maps?: Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged' | 'ipcache'>;
   netlink?: RouteNetlink;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -36,6 +49,8 @@ export interface RunningAgent {
   socketPath: string;
   manager: EndpointManager;
   routes: NodeRouteReconciler;
+  controlPlane: AgentControlPlane | undefined;
+  status(): Promise<AgentStatus>;
   stop(): Promise<void>;
 }
 
@@ -57,6 +72,16 @@ export function parseAgentConfig(raw: unknown): Readonly<AgentConfig> {
   need('bpffs', typeof c.bpffs === 'string');
   need('stateDir', typeof c.stateDir === 'string');
   need('datapath', c.datapath === undefined || c.datapath === 'bpf' || c.datapath === 'fake');
+  need('kubeconfig', c.kubeconfig === undefined || typeof c.kubeconfig === 'string');
+  need(
+    'cluster',
+    c.kubeconfig === undefined
+      ? c.cluster === undefined
+      : typeof c.cluster?.name === 'string' &&
+          Number.isInteger(c.cluster.id) &&
+          c.cluster.id >= 1 &&
+          c.cluster.id <= 255,
+  );
   const nodes = c.nodes!.map(validateNode);
   validateNode({ name: c.nodeName!, underlayIP: c.nodeIP!, podCIDR: c.podCIDR! });
   return Object.freeze({ ...(c as AgentConfig), nodes });
@@ -69,21 +94,31 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   mkdirSync(config.stateDir, { recursive: true });
   enableForwarding();
+  const log = deps.log ?? (() => {});
+  const routes = new NodeRouteReconciler(config.nodeName, deps.netlink ?? new IprouteNetlink(), {
+    intervalMs: config.routeIntervalMs ?? 10_000,
+    onError: (err) => log('route reconcile failed', { error: String(err) }),
+  });
+  const controlPlane = makeControlPlane(config, deps, routes, routerIPOf(config.podCIDR));
+  // With a control plane, endpoints go through it: identity, row, policy, endpoint object.
   const manager = new EndpointManager({
     podCIDR: config.podCIDR,
     stateDir: config.stateDir,
-    datapath: deps.datapath,
-    ...(deps.log && { log: deps.log }),
+    datapath: controlPlane?.endpoints ?? deps.datapath,
+    log,
   });
+  if (controlPlane) {
+    controlPlane.endpoints.setManager(manager);
+    controlPlane.endpoints.restoring = true;
+  }
   const restored = await manager.restore();
-  deps.log?.('endpoints restored', restored);
-  const routes = new NodeRouteReconciler(config.nodeName, deps.netlink ?? new IprouteNetlink(), {
-    intervalMs: config.routeIntervalMs ?? 10_000,
-    onError: (err) => deps.log?.('route reconcile failed', { error: String(err) }),
-  });
+  if (controlPlane) controlPlane.endpoints.restoring = false;
+  log('endpoints restored', restored);
   await routes.start(config.nodes);
+  const status = (): Promise<AgentStatus> =>
+    controlPlane ? controlPlane.status() : staticStatus(config, manager);
   const socketPath = endpointSocketPath(config.stateDir);
-  const server = new EndpointServer(socketPath, manager);
+  const server = new EndpointServer(socketPath, manager, status);
   try {
     await server.start();
   } catch (err) {
@@ -92,18 +127,103 @@ export async function startAgent(
       code: 'ISTHMUS_AGENT_LISTEN',
     });
   }
+  // The socket answers pings meanwhile; ADDs wait inside the control plane until it is synced.
+  if (controlPlane) {
+    try {
+      await controlPlane.start();
+    } catch (err) {
+      await server.stop();
+      routes.stop();
+      await controlPlane.stop();
+      throw Object.assign(new Error('agent control plane failed to start', { cause: err }), {
+        code: 'ISTHMUS_AGENT_CONTROL_PLANE',
+      });
+    }
+  }
   return {
     socketPath,
     manager,
     routes,
+    controlPlane,
+    status,
     async stop() {
       await server.stop();
       routes.stop();
+      await controlPlane?.stop();
     },
+  };
+}
+
+function makeControlPlane(
+  config: Readonly<AgentConfig>,
+  deps: AgentDeps,
+  routes: NodeRouteReconciler,
+  routerIP: string,
+): AgentControlPlane | undefined {
+  if (!config.kubeconfig || !config.cluster) return undefined;
+  if (!deps.maps)
+    throw Object.assign(
+      new Error('agent config names a kubeconfig but no datapath maps were given'),
+      {
+        code: 'ISTHMUS_AGENT_CONFIG',
+      },
+    );
+  return new AgentControlPlane(
+    {
+      nodeName: config.nodeName,
+      nodeIP: config.nodeIP,
+      routerIP,
+      cluster: config.cluster,
+      kubeconfig: config.kubeconfig,
+      fullPassIntervalMs: config.fullPassIntervalMs ?? 10_000,
+    },
+    {
+      maps: deps.maps,
+      inner: deps.datapath,
+      routes,
+      staticNodes: config.nodes,
+      log: (msg, fields) => deps.log?.(msg, fields),
+    },
+  );
+}
+
+/** Status of an agent without a control plane: endpoints only, nothing to converge on. */
+async function staticStatus(
+  config: Readonly<AgentConfig>,
+  manager: EndpointManager,
+): Promise<AgentStatus> {
+  return {
+    node: config.nodeName,
+    cluster: config.cluster?.name ?? '',
+    kubernetes: false,
+    synced: true,
+    converged: true,
+    pending: [],
+    endpoints: manager.list().map((ep) => ({
+      id: ep.id,
+      pod: `${ep.podNamespace}/${ep.podName}`,
+      ip: ep.ip,
+      identity: ep.identity,
+      labels: '',
+      policyRevision: 0,
+      ingressEnforced: false,
+      egressEnforced: false,
+      converged: true,
+    })),
+    ipcache: { size: 0, desired: 0, converged: true },
+    policies: { enforced: 0, invalid: [] },
   };
 }
 
 /** A node forwards between its pods and the underlay; the setting is per network namespace. */
 function enableForwarding(): void {
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+}
+
+/** The node's router IP: the first host address of its pod CIDR (as the endpoint IPAM hands out). */
+function routerIPOf(podCIDR: string): string {
+  const [net] = ipaddr.parseCIDR(podCIDR);
+  const bytes = net.toByteArray();
+  bytes[3] = bytes[3]! + 1;
+  return ipaddr.fromByteArray(bytes).toString();
 }

@@ -5,6 +5,7 @@ import { register as registerPolicy } from './policy.ts';
 import { register as registerCerts } from './certs.ts';
 import { register as registerLab } from './lab.ts';
 import { register as registerDemo } from './demo.ts';
+import { register as registerAgent } from './agent.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerCerts(program);
   registerLab(program);
   registerDemo(program);
+  registerAgent(program);
   return program;
 }
 

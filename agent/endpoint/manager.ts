@@ -107,6 +107,14 @@ export class EndpointManager {
     return this.store.all();
   }
 
+  /**
+   * Persists a new identity of a known endpoint (the agent's pods queue follows relabels). Not
+   * serialised: the identity is resolved from inside ADD; an endpoint not stored yet is skipped.
+   */
+  updateIdentity(ep: EndpointInfo): void {
+    if (this.store.get(ep.containerId, ep.podIfname)?.id === ep.id) this.store.put(ep);
+  }
+
   /** Endpoints, datapath ids and IPAM allocations: what `list` answers, for status and leak checks. */
   private async inspect(): Promise<EndpointResponse> {
     const datapathIds = await this.opts.datapath.attachedIds?.();

@@ -13,6 +13,8 @@ export class EndpointServer {
   constructor(
     private readonly socketPath: string,
     private readonly manager: EndpointManager,
+    /** answers `status` requests (the daemon's view); without it they are refused */
+    private readonly status?: () => Promise<unknown>,
   ) {}
 
   async start(): Promise<void> {
@@ -59,6 +61,14 @@ export class EndpointServer {
       };
     }
     try {
+      if (req?.op === 'status') {
+        if (!this.status)
+          return {
+            ok: false,
+            error: { code: CniCode.DECODE_FAILURE, msg: 'status is not served' },
+          };
+        return { ok: true, status: await this.status() };
+      }
       return await this.manager.handle(req);
     } catch (err) {
       return {

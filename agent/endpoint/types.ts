@@ -97,7 +97,9 @@ export type EndpointRequest =
       netns: string;
       /** from prevResult */ expectIP?: string;
     }
-  | { op: 'list' };
+  | { op: 'list' }
+  /** the agent's status (`isthmus agent status`), answered by the daemon, not the manager */
+  | { op: 'status' };
 
 /** An error in CNI terms: the plugin passes code/msg/details through to its error result. */
 export interface EndpointError {
@@ -119,6 +121,8 @@ export type EndpointResponse =
       endpoints?: EndpointInfo[];
       datapathIds?: number[];
       ipam?: Record<string, string>;
+      /** answer to `status`: agent/daemon/types.ts AgentStatus */
+      status?: unknown;
     }
   | { ok: false; error: EndpointError };
 

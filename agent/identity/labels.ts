@@ -1,4 +1,6 @@
 // Security labels of pods and reserved identities, and their wire form in the kvstore.
+import { encodeLabels } from '../../clustermesh/kvstore/labels.ts';
+import type { Label } from '../../clustermesh/kvstore/types.ts';
 import {
   CLUSTER_LABEL,
   NAMESPACE_LABEL,
@@ -43,13 +45,22 @@ export function reservedIdentities(): { id: number; labels: SecurityLabels }[] {
   }));
 }
 
-/** Kvstore form: sorted `source:key=value;` items, e.g. `k8s:app=db;k8s:io...=c2;`. */
+/** Our label map as kvstore labels: `reserved:` keys keep their source, the rest are `k8s`. */
+export function labelList(labels: SecurityLabels): Label[] {
+  return [...labels].map(([k, value]) =>
+    k.startsWith(RESERVED_SOURCE)
+      ? { source: RESERVED_SOURCE.slice(0, -1), key: k.slice(RESERVED_SOURCE.length), value }
+      : { source: 'k8s', key: k, value },
+  );
+}
+
+/**
+ * Kvstore form, exactly clustermesh's `encodeLabels` (Cilium's: `source:key=value;` sorted by
+ * key), e.g. `k8s:app=db;k8s:io.cilium.k8s.policy.cluster=c2;`. Throws LabelFormatError for
+ * labels that cannot be written unambiguously (a `;` in a value).
+ */
 export function labelsToString(labels: SecurityLabels): string {
-  const items: string[] = [];
-  for (const [k, v] of labels) {
-    items.push(k.startsWith(RESERVED_SOURCE) ? `${k}=${v};` : `k8s:${k}=${v};`);
-  }
-  return items.sort().join('');
+  return encodeLabels(labelList(labels));
 }
 
 export function labelsFromString(text: string): SecurityLabels {

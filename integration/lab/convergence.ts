@@ -1,8 +1,34 @@
 // The hook `lab probe` waits on before sending traffic. DESIGN.md: the probe runs "after waiting
-// until every agent's datapath has converged on the current state". Today it waits until every
-// agent answers and every pod the API shows on a node runs; the agent wiring adds the datapath
-// read-back check (`isthmus agent status` per node) in waitForDatapathConvergence below.
+// until every agent's datapath has converged on the current state": every agent answers, and
+// every agent's status (the `status` request of its endpoint socket, as `isthmus agent status`)
+// says converged — the API's current objects handled and the BPF maps, read back, equal to it.
+import { endpointSocketPath } from '../../agent/daemon.ts';
+import type { AgentStatus } from '../../agent/daemon/types.ts';
+import { callAgent } from '../../agent/endpoint/client.ts';
+import { nodesOf } from './lab.ts';
+import { readRecord } from './record.ts';
+import { RUN_ROOT } from './config.ts';
 import { labStatus } from './status.ts';
+
+/** Every node's agent status (undefined: the agent did not answer), by node name. */
+export async function agentStatuses(
+  name: string,
+  timeoutMs = 10_000,
+): Promise<Map<string, AgentStatus | undefined>> {
+  const record = readRecord(`${RUN_ROOT}/${name}`);
+  const nodes = record ? nodesOf(record.plan) : [];
+  const answers = await Promise.all(
+    nodes.map((n) =>
+      callAgent(endpointSocketPath(n.stateDir), { op: 'status' }, timeoutMs).catch(() => undefined),
+    ),
+  );
+  return new Map(
+    nodes.map((n, i) => {
+      const a = answers[i];
+      return [n.name, a?.ok ? (a.status as AgentStatus | undefined) : undefined];
+    }),
+  );
+}
 
 export interface ConvergenceReport {
   converged: boolean;
@@ -17,7 +43,10 @@ export async function waitForDatapathConvergence(
   timeoutMs = 30_000,
 ): Promise<ConvergenceReport> {
   const deadline = Date.now() + timeoutMs;
-  const checked = ['every agent answers its endpoint socket'];
+  const checked = [
+    'every agent answers its endpoint socket',
+    "every agent's BPF maps, read back, equal the state computed from the API's current objects",
+  ];
   for (;;) {
     const status = await labStatus(name);
     const pending = !status
@@ -25,8 +54,12 @@ export async function waitForDatapathConvergence(
       : status.clusters.flatMap((c) =>
           c.nodes.filter((n) => !n.ready).map((n) => `agent of ${n.name} does not answer`),
         );
-    // HOOK (agent wiring): also require every node's agent to report its BPF maps converged on
-    // the current policy revision, read back from the kernel, e.g. through `isthmus agent status`.
+    if (pending.length === 0)
+      for (const [node, st] of await agentStatuses(name)) {
+        if (!st) pending.push(`agent of ${node} does not answer status`);
+        else if (!st.converged)
+          pending.push(`agent of ${node} not converged: ${st.pending.slice(0, 3).join('; ')}`);
+      }
     if (pending.length === 0) return { converged: true, checked, pending };
     if (Date.now() > deadline) return { converged: false, checked, pending };
     await new Promise((r) => setTimeout(r, 200));

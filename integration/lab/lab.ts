@@ -65,6 +65,8 @@ export interface UpOptions {
   nodeTable?: 'cluster' | 'lab';
   /** the agents' datapath: "fake" (default) or "bpf" (the kernel programs on every pod veth) */
   datapath?: 'bpf' | 'fake';
+  /** period of each agent's policy/ipcache full pass (read back, repair drift; agent default 10 s) */
+  fullPassIntervalMs?: number;
 }
 
 export class Lab {
@@ -369,6 +371,8 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
   const config: AgentConfig = {
     ...(opts.routeIntervalMs !== undefined && { routeIntervalMs: opts.routeIntervalMs }),
     ...(opts.datapath && { datapath: opts.datapath }),
+    ...(opts.fullPassIntervalMs !== undefined && { fullPassIntervalMs: opts.fullPassIntervalMs }),
+    ...(opts.kubernetes !== false && agentKubernetes(plan, node)),
     nodeName: node.name,
     nodeIP: node.ip,
     podCIDR: node.podCIDR,
@@ -378,6 +382,18 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
   };
   writeFileSync(join(node.dir, 'agent.yaml'), YAML.stringify(config));
   return spawnAgent(node);
+}
+
+/** The agent's control plane: its cluster's API server (kubeconfig over the underlay). */
+function agentKubernetes(
+  plan: LabPlan,
+  node: NodePlan,
+): Pick<AgentConfig, 'kubeconfig' | 'cluster'> {
+  const cluster = plan.clusters.find((c) => c.name === node.cluster)!;
+  return {
+    kubeconfig: controlPlanePaths(plan, cluster).kubeconfig,
+    cluster: { name: cluster.name, id: cluster.id },
+  };
 }
 
 /** Starts the node's agent inside the node's network namespace only (as with hostNetwork). */

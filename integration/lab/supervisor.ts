@@ -103,6 +103,7 @@ export async function supervise(planFile: string, watchdogMs = 5000): Promise<vo
   try {
     lab = await Lab.up(plan, {
       supervisorPid: process.pid,
+      datapath: 'bpf', // `isthmus lab up`: policies are enforced on packets
       onProgress: (line) => say(`  ${line}`),
     });
   } catch (err) {

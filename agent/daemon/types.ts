@@ -1,0 +1,38 @@
+// What `isthmus agent status` shows, as served over the agent's endpoint socket. Imports nothing
+// from siblings except the policy sources' report shape.
+import type { InvalidPolicy } from './policy-sources.ts';
+
+export interface EndpointStatus {
+  id: number;
+  pod: string;
+  ip: string;
+  identity: number;
+  labels: string;
+  /** bumped every time the endpoint's desired policy changes */
+  policyRevision: number;
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  /** the BPF maps, read back now, hold exactly the desired policy */
+  converged: boolean;
+  error?: string;
+}
+
+export interface AgentStatus {
+  node: string;
+  cluster: string;
+  /** false: no control plane configured (static lab); policy and ipcache are not managed */
+  kubernetes: boolean;
+  /** every watch listed and every queue handled its initial list */
+  synced: boolean;
+  /**
+   * the agent has handled the API's current objects and the BPF maps read back equal the
+   * desired state computed from them (policy, prefix and endpoint rows, ipcache)
+   */
+  converged: boolean;
+  /** why not converged */
+  pending: string[];
+  endpoints: EndpointStatus[];
+  ipcache: { size: number; desired: number; converged: boolean };
+  policies: { enforced: number; invalid: InvalidPolicy[] };
+  lastFullPass?: { at: string; checked: number; repaired: number };
+}
