@@ -7,6 +7,9 @@
 //          to the pod's veth into a per-pod chain of one rule per allowed peer/port, the
 //          client's rule LAST, then DROP
 //   ipset  the same, with the 10,000 peer/port pairs in one hash:ip,port set matched by one rule
+// The FORWARD conntrack rule also goes on the client's node (such implementations install it on
+// every node), as the eBPF datapath runs on every pod's veth. References: 'none' (no enforcement
+// anywhere) and 'ebpf-server' (programs on the server's veth only).
 // The client is bench/datapath/tools/connrate.c (connect + abortive close, 8 in flight), bounded
 // in time and count. Counters of the rules that accepted are printed to show they were walked.
 // Run as root: node --import tsx bench/datapath/conn-rate.ts [seconds=3] [repeats=5]
@@ -19,6 +22,7 @@ import { netnsPath } from '../../integration/lab/netns.ts';
 import {
   inNetns,
   median,
+  ratioLine,
   policyWithFillers,
   setPrograms,
   withBenchLab,
@@ -33,7 +37,13 @@ const MAX_CONNECTIONS = 500_000;
 const CONCURRENCY = 8;
 const CHAIN = 'ISTH-POD-SERVER';
 
-type Condition = 'ebpf' | 'chain' | 'ipset';
+const CONDITIONS = ['none', 'ebpf', 'ebpf-server', 'chain', 'ipset'] as const;
+type Condition = (typeof CONDITIONS)[number];
+/** which conditions to run (argv[4], comma-separated); 'none' and 'ebpf-server' are references */
+const chosen = (process.argv[4] ?? 'none,ebpf,chain,ipset').split(',') as Condition[];
+for (const c of chosen)
+  if (!CONDITIONS.includes(c))
+    throw new Error(`unknown condition ${c}: use ${CONDITIONS.join(',')}`);
 
 const fillerIp = (i: number): string => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 
@@ -86,9 +96,23 @@ async function clearIptables(node: string, set: string): Promise<void> {
   await inNetns(node, ['ipset', 'destroy', set], 10_000).catch(() => undefined);
 }
 
-async function configure(b: BenchLab, c: Condition, node: string, set: string): Promise<void> {
+/** What such an implementation installs on EVERY node, also where no pod is selected: the
+ * conntrack bypass in FORWARD (the client's node; the client pod has no policy, so no chain). */
+const EVERY_NODE =
+  '*filter\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n';
+
+async function configure(
+  b: BenchLab,
+  c: Condition,
+  node: string,
+  clientNode: string,
+  set: string,
+): Promise<void> {
   await clearIptables(node, set);
-  setPrograms(b, c === 'ebpf');
+  await clearIptables(clientNode, set);
+  setPrograms(b, false);
+  if (c === 'ebpf') setPrograms(b, true);
+  if (c === 'ebpf-server') setPrograms(b, true, [b.server]);
   if (c === 'ipset') {
     const adds = Array.from(
       { length: RULES - 1 },
@@ -98,7 +122,10 @@ async function configure(b: BenchLab, c: Condition, node: string, set: string): 
     const input = [`create ${set} hash:ip,port maxelem 65536`, ...adds, ''].join('\n');
     await inNetns(node, ['ipset', 'restore'], 30_000, input);
   }
-  if (c !== 'ebpf') await inNetns(node, ['iptables-restore'], 60_000, ruleset(b, c, set));
+  if (c === 'chain' || c === 'ipset') {
+    await inNetns(node, ['iptables-restore'], 60_000, ruleset(b, c, set));
+    await inNetns(clientNode, ['iptables-restore'], 10_000, EVERY_NODE);
+  }
 }
 
 /** Packet counters of the chain's rules, in order (iptables -v -x). */
@@ -132,25 +159,29 @@ try {
   const client = buildClient(dir);
   await withBenchLab('bcon', async (b) => {
     const node = netnsPath(b.lab.node(b.server.node).netns);
+    const clientNode = netnsPath(b.lab.node(b.client.node).netns);
     const set = `isth-${b.lab.plan.name}`;
     b.mesh.applyPolicy(
       b.server,
       policyWithFillers('ingress', b.mesh.identityOf(b.client), [PORT], RULES),
     );
     const entries = b.mesh.node(b.server.node).maps.policy.read(b.mesh.endpointIdOf(b.server));
-    const results: Record<Condition, number[]> = { ebpf: [], chain: [], ipset: [] };
+    const results = Object.fromEntries(chosen.map((c) => [c, [] as number[]])) as Record<
+      Condition,
+      number[]
+    >;
     const evidence: string[] = [];
-    const order: Condition[] = ['ebpf', 'chain', 'ipset'];
+    const order = chosen;
     const deadline = Date.now() + repeats * order.length * (seconds + 40) * 1000;
     for (let r = 0; r < repeats && Date.now() < deadline; r++) {
       for (let k = 0; k < order.length; k++) {
         const c = order[(r + k) % order.length]!;
-        await configure(b, c, node, set);
+        await configure(b, c, node, clientNode, set);
         const run = await connRate(b, client);
         if (run.failures > run.connections / 100)
           throw new Error(`${c}: ${run.failures} failed connections of ${run.connections}`);
         results[c].push(run.rate);
-        if (c !== 'ebpf' && r === 0) {
+        if ((c === 'chain' || c === 'ipset') && r === 0) {
           const counts = await chainCounters(node);
           evidence.push(
             `${c}: ${counts.length} rules; the accepting rule (#${counts.length - 1}) counted ` +
@@ -161,16 +192,24 @@ try {
       }
     }
     await clearIptables(node, set);
-    const [e, ch, ip] = [median(results.ebpf), median(results.chain), median(results.ipset)];
+    await clearIptables(clientNode, set);
+    const m = (c: Condition): number => median(results[c] ?? []);
+    const label: Record<Condition, string> = {
+      none: 'no enforcement at all (reference)',
+      ebpf: 'eBPF, programs on both pod veths',
+      'ebpf-server': 'eBPF, programs on the server veth only',
+      chain: 'iptables per-pod chain (linear)',
+      ipset: 'iptables + ipset hash:ip,port',
+    };
     console.log(
       `new TCP connections/s, cross-node, ${RULES} rules for the server pod ` +
-        `(${seconds}s x ${results.ebpf.length} interleaved, medians; ${entries.length} policy entries)`,
+        `(${seconds}s x ${results[order[0]!].length} interleaved, medians; ${entries.length} policy entries)`,
     );
-    console.log(`  eBPF (policy map)                    ${e.toFixed(0)}/s`);
-    console.log(`  iptables per-pod chain (linear)      ${ch.toFixed(0)}/s`);
-    console.log(`  iptables + ipset hash:ip,port        ${ip.toFixed(0)}/s`);
-    console.log(`  ratio eBPF/chain   ${(e / ch).toFixed(2)} (target >= 2)`);
-    console.log(`  ratio eBPF/ipset   ${(e / ip).toFixed(2)} (target >= 1)`);
+    for (const c of order) console.log(`  ${label[c].padEnd(42)} ${m(c).toFixed(0)}/s`);
+    if (results.ebpf && results.chain)
+      console.log(ratioLine('ratio eBPF/chain', results.ebpf, results.chain, 2));
+    if (results.ebpf && results.ipset)
+      console.log(ratioLine('ratio eBPF/ipset', results.ebpf, results.ipset, 1));
     for (const line of evidence) console.log(`  ${line}`);
     console.log(
       `  raw rates: ${JSON.stringify(results, (_, v) => (typeof v === 'number' ? Math.round(v) : v))}`,

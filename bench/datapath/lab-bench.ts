@@ -84,8 +84,8 @@ export async function iperf(b: BenchLab, seconds: number, port = 5201): Promise<
 }
 
 /** Attaches (the agent's pinned programs) or detaches the programs on both pods' veths. */
-export function setPrograms(b: BenchLab, on: boolean): void {
-  for (const pod of [b.client, b.server]) {
+export function setPrograms(b: BenchLab, on: boolean, pods = [b.client, b.server]): void {
+  for (const pod of pods) {
     const maps = b.mesh.node(pod.node).maps;
     const ifindex = b.mesh.hostIfindexOf(pod);
     if (on) maps.attachEndpoint({ ifindex });
@@ -98,6 +98,21 @@ export function setPrograms(b: BenchLab, on: boolean): void {
 
 export const median = (xs: number[]): number =>
   [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
+
+/** Median of the per-repeat ratios a[i]/b[i]: each pair ran back to back, so it is less swayed
+ * by load that drifts over the run (other work on a 2-core machine) than a ratio of medians. */
+export const pairedRatio = (a: number[], b: number[]): number =>
+  median(a.slice(0, b.length).map((x, i) => x / b[i]!));
+
+/** "ratio R (of medians M; paired median P; target >= T)" */
+export function ratioLine(label: string, a: number[], b: number[], target: number): string {
+  const ofMedians = median(a) / median(b);
+  const paired = pairedRatio(a, b);
+  return (
+    `  ${label.padEnd(26)} ${ofMedians.toFixed(3)} (ratio of medians; median of paired ` +
+    `ratios ${paired.toFixed(3)}; target >= ${target})`
+  );
+}
 
 /** `count` filler entries for one direction: distinct identities not in the lab, TCP, some
  * ports, one allowed entry for `peer` on `port` among them (the LPM lookup has no order). */
