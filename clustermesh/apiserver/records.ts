@@ -91,6 +91,13 @@ export function ipcacheEntry(row: IpcacheRow): KvEntry {
   return { key: ipcacheKey(row.ip), value: encodeIPIdentityPair(pair) };
 }
 
+/** The node's WireGuard key; a malformed one is left out (readers would refuse the record). */
+function wireguardKeyOf(node: Node): string | undefined {
+  const key = node.metadata.annotations?.[WIREGUARD_PUBKEY_ANNOTATION];
+  if (!key || !/^[A-Za-z0-9+/]{43}=$/.test(key)) return undefined;
+  return Buffer.from(key, 'base64').length === 32 ? key : undefined;
+}
+
 /** `cilium/state/nodes/v1/<cluster>/<node>`: InternalIPs, pod CIDRs, WireGuard key. */
 export function nodeEntry(cluster: LocalCluster, node: Node): KvEntry {
   const spec = node.spec ?? {};
@@ -99,7 +106,7 @@ export function nodeEntry(cluster: LocalCluster, node: Node): KvEntry {
     .filter((a) => a.type === 'InternalIP')
     .map((a) => a.address);
   const status = node.status as { nodeInfo?: { bootID?: string } } | undefined;
-  const wg = node.metadata.annotations?.[WIREGUARD_PUBKEY_ANNOTATION];
+  const wg = wireguardKeyOf(node);
   const record = nodeRecordFor({
     cluster: cluster.name,
     clusterId: cluster.id,

@@ -16,7 +16,17 @@ import {
   type KeyPairPem,
 } from '../../certs/index.ts';
 import { startEtcd, type RunningEtcd } from '../../integration/etcd/index.ts';
+import type { ExecutionContext } from 'ava';
+import { createTestNetns, type TestNetns } from '../../integration/etcd/test-netns.ts';
+import { startApiServer } from '../../integration/apiserver/server.ts';
+import { UnixSocketKubeConfig } from '../../integration/apiserver/client.ts';
+import { rawRequest } from '../../integration/apiserver/test-support.ts';
+import { KubeClient } from '../../agent/k8s/index.ts';
 import { setupMeshEtcdAuth, ROOT_USER } from '../etcd-auth.ts';
+import { EtcdMeshKv } from './etcd-kv.ts';
+import { ClusterMeshApiServer } from './server.ts';
+import type { LocalCluster } from './records.ts';
+import type { MeshWriterOptions } from './types.ts';
 
 /** The DNS SAN of the test mesh etcd's certificate; clients verify it over the unix socket. */
 export const MESH_ETCD_HOST = 'mesh-etcd.isthmus.test';
@@ -99,4 +109,85 @@ export async function startMeshEtcd(o: {
     root.close();
   }
   return { etcd, certDir, clientAs, issue, stop };
+}
+
+export interface MirrorFixture {
+  ns: TestNetns;
+  mesh: MeshEtcd;
+  api: KubeClient;
+  kubeSocket: string;
+  /** A root client on the mesh etcd for assertions. */
+  meshRoot: Etcd3;
+  /** A new clustermesh API server writing as the writer user (stopped at teardown). */
+  startServer(opts?: { writer?: MeshWriterOptions }): Promise<ClusterMeshApiServer>;
+  /** Merge-patches an object's status subresource (Node status is ignored on create). */
+  patchStatus(path: string, status: unknown): Promise<void>;
+}
+
+/** A test namespace with the cluster's Kubernetes API (etcd + API server) and its mesh etcd. */
+export async function startMirrorFixture(
+  t: ExecutionContext,
+  prefix: string,
+  cluster: LocalCluster,
+): Promise<MirrorFixture> {
+  const ns = createTestNetns(prefix);
+  t.teardown(() => ns.remove());
+  const kubeEtcd = await startEtcd({
+    name: `${prefix}-k-${randomBytes(3).toString('hex')}`,
+    netns: ns.name,
+  });
+  t.teardown(() => kubeEtcd.stop());
+  const kubeEtcdClient = kubeEtcd.client();
+  t.teardown(() => kubeEtcdClient.close());
+  const kubeSocket = path.join(kubeEtcd.baseDir, 'apiserver.sock');
+  const apiServer = await startApiServer({
+    etcd: kubeEtcdClient,
+    socketPath: kubeSocket,
+    serviceCidr: '10.213.200.0/24',
+  });
+  t.teardown(() => apiServer.stop());
+  const kubeConfig = new UnixSocketKubeConfig(kubeSocket);
+  t.teardown(() => kubeConfig.close());
+  const mesh = await startMeshEtcd({
+    prefix: `${prefix}-m`,
+    netns: ns.name,
+    cluster: cluster.name,
+  });
+  t.teardown(() => mesh.stop());
+  const meshRoot = mesh.clientAs(ROOT_USER);
+  t.teardown(() => meshRoot.close());
+  const api = new KubeClient(kubeConfig);
+  return {
+    ns,
+    mesh,
+    api,
+    kubeSocket,
+    meshRoot,
+    async startServer(opts = {}) {
+      const writerClient = mesh.clientAs(WRITER_USER);
+      const server = new ClusterMeshApiServer({
+        cluster,
+        kube: new KubeClient(kubeConfig),
+        kv: new EtcdMeshKv(writerClient),
+        ...(opts.writer ? { writer: opts.writer } : {}),
+      });
+      t.teardown(async () => {
+        await server.stop();
+        writerClient.close();
+      });
+      await server.start();
+      return server;
+    },
+    async patchStatus(urlPath, status) {
+      const res = await rawRequest(
+        kubeSocket,
+        'PATCH',
+        `${urlPath}/status`,
+        { status },
+        'application/merge-patch+json',
+      );
+      if (res.status >= 300)
+        throw new Error(`PATCH ${urlPath}/status: ${res.status} ${JSON.stringify(res.body)}`);
+    },
+  };
 }
