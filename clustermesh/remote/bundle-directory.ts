@@ -96,11 +96,11 @@ export class BundleDirectory {
     const present = await this.readDir();
     for (const [name, f] of [...this.files]) {
       if (present.has(name)) continue;
-      this.files.delete(name);
       if (f.remote) {
         this.opts.log.info({ cluster: f.remote.name, file: name }, 'bundle removed: draining');
         await f.remote.drain();
       }
+      this.files.delete(name);
     }
     for (const [name, text] of present) await this.reconcileFile(name, text);
   }

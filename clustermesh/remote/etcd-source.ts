@@ -143,7 +143,13 @@ class EtcdWatchSource implements RemoteWatchSource {
     return {
       close: async () => {
         broken = true;
-        await watcher.cancel().catch(() => undefined);
+        // a dead stream may never answer the cancel; closing the client ends it anyway
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          watcher.cancel().catch(() => undefined),
+          new Promise((r) => (timer = setTimeout(r, 1000))),
+        ]);
+        clearTimeout(timer);
       },
     };
   }
