@@ -2,7 +2,7 @@
 // policy entries written through the typed wrappers into each node's pinned maps, and real packets
 // between pods on the same node and across nodes. Drops are confirmed by the lab's probe (retried
 // with longer timeouts) and by the drop event of the node that enforced them.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { DropReason } from '../../agent/datapath/constants.ts';
 import type { FlowEvent } from '../../agent/datapath/events.ts';
 import {
@@ -73,9 +73,21 @@ const allow = (
   port: number,
 ): PolicyEntry => ({ direction, peer, protocol, port, portPrefixLen: 16, deny: false });
 
-async function reach(from: LabPod, to: LabPod, port: number, protocol: ProbeProtocol) {
-  const [r] = await probe([{ fromNetns: from.netnsPath, ip: to.ip, port, protocol }]);
-  return r!.result;
+type Expectation = [LabPod, LabPod, number, ProbeProtocol, 'allowed' | 'dropped', string];
+
+/** Probes all cases in one batch (drops are confirmed by the probe's retries) and checks each. */
+async function expectReach(t: ExecutionContext, cases: Expectation[]): Promise<void> {
+  const results = await probe(
+    cases.map(([from, to, port, protocol]) => ({
+      fromNetns: from.netnsPath,
+      ip: to.ip,
+      port,
+      protocol,
+    })),
+  );
+  cases.forEach(([from, to, port, protocol, expected, why], i) =>
+    t.is(results[i]!.result, expected, `${from.name} -> ${to.name} ${port}/${protocol} ${why}`),
+  );
 }
 
 /** Policy drops only: the IPv4-only datapath also drops the pods' IPv6 neighbour chatter. */
@@ -140,17 +152,15 @@ test.serial(
       ],
       prefixes: [],
     });
-    t.is(await reach(a1, b1, 80, 'TCP'), 'allowed', 'cross-node TCP, echo reply came back');
-    t.is(await reach(a1, b1, 53, 'UDP'), 'allowed', 'cross-node UDP, echo reply came back');
-    t.is(await reach(a2, b1, 80, 'TCP'), 'dropped');
-    t.is(await reach(a2, b1, 8080, 'TCP'), 'allowed', 'any peer on 8080');
-    t.is(
-      await reach(a3, b1, 8080, 'TCP'),
-      'dropped',
-      'a deny of the peer beats an allow of any peer',
-    );
-    t.is(await reach(b2, b1, 80, 'TCP'), 'dropped', 'same node');
-    t.is(await reach(a1, b1, 53, 'TCP'), 'dropped', 'other protocol');
+    await expectReach(t, [
+      [a1, b1, 80, 'TCP', 'allowed', 'cross-node TCP, echo reply came back'],
+      [a1, b1, 53, 'UDP', 'allowed', 'cross-node UDP, echo reply came back'],
+      [a2, b1, 80, 'TCP', 'dropped', ''],
+      [a2, b1, 8080, 'TCP', 'allowed', 'any peer on 8080'],
+      [a3, b1, 8080, 'TCP', 'dropped', 'a deny of the peer beats an allow of any peer'],
+      [b2, b1, 80, 'TCP', 'dropped', 'same node'],
+      [a1, b1, 53, 'TCP', 'dropped', 'other protocol'],
+    ]);
     t.truthy(await m.waitForEvent(node2, dropOf(a2, b1, 'ingress', DropReason.POLICY_DEFAULT)));
     t.truthy(await m.waitForEvent(node2, dropOf(a3, b1, 'ingress', DropReason.POLICY_DENY)));
     t.truthy(await m.waitForEvent(node2, dropOf(b2, b1, 'ingress', DropReason.POLICY_DEFAULT)));
@@ -169,11 +179,13 @@ test.serial(
       entries: [allow('egress', m.identityOf(b1), Protocol.TCP, 80)],
       prefixes: [],
     });
-    t.is(await reach(a1, b1, 80, 'TCP'), 'allowed');
-    t.is(await reach(a1, b2, 80, 'TCP'), 'dropped', 'cross-node egress deny');
-    t.is(await reach(a1, a2, 80, 'TCP'), 'dropped', 'same-node egress deny');
-    t.is(await reach(a1, b1, 53, 'UDP'), 'dropped', 'protocol not allowed');
-    t.is(await reach(b1, a1, 80, 'TCP'), 'dropped', 'a1 admits nobody');
+    await expectReach(t, [
+      [a1, b1, 80, 'TCP', 'allowed', ''],
+      [a1, b2, 80, 'TCP', 'dropped', 'cross-node egress deny'],
+      [a1, a2, 80, 'TCP', 'dropped', 'same-node egress deny'],
+      [a1, b1, 53, 'UDP', 'dropped', 'protocol not allowed'],
+      [b1, a1, 80, 'TCP', 'dropped', 'a1 admits nobody'],
+    ]);
     t.truthy(await m.waitForEvent(node1, dropOf(a1, b2, 'egress', DropReason.POLICY_DEFAULT)));
     t.truthy(await m.waitForEvent(node1, dropOf(a1, a2, 'egress', DropReason.POLICY_DEFAULT)));
     t.truthy(await m.waitForEvent(node1, dropOf(b1, a1, 'ingress', DropReason.POLICY_DEFAULT)));
@@ -291,10 +303,12 @@ test.serial(
         { direction: 'ingress', cidr: `${a2.ip}/32`, classId: except },
       ],
     });
-    t.is(await reach(a1, b3, 80, 'TCP'), 'allowed', 'inside the block');
-    t.is(await reach(a3, b3, 80, 'TCP'), 'allowed', 'inside the block');
-    t.is(await reach(a2, b3, 80, 'TCP'), 'dropped', 'inside the except');
-    t.is(await reach(b1, b3, 80, 'TCP'), 'dropped', 'outside the block');
+    await expectReach(t, [
+      [a1, b3, 80, 'TCP', 'allowed', 'inside the block'],
+      [a3, b3, 80, 'TCP', 'allowed', 'inside the block'],
+      [a2, b3, 80, 'TCP', 'dropped', 'inside the except'],
+      [b1, b3, 80, 'TCP', 'dropped', 'outside the block'],
+    ]);
     t.truthy(await m.waitForEvent(node2, dropOf(a2, b3, 'ingress', DropReason.POLICY_DEFAULT)));
   },
 );
