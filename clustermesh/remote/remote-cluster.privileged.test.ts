@@ -4,9 +4,11 @@
 // records, a config with the local ID, refused client certificates, and the bundle directory.
 // The outage length is ISTHMUS_REMOTE_OUTAGE_MS (default 1500).
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { Registry, type Counter } from 'prom-client';
 import { createMeshCa, issueClientCertificate } from '../../certs/index.ts';
@@ -283,5 +285,51 @@ test.serial(
     const drained = sink.take();
     t.is(drained.length, applied.length);
     t.true(drained.every((c) => c.startsWith('-')));
+  },
+);
+
+test.serial(
+  'over TCP inside the namespace (https://ip:port, IP SAN), as agents in the lab connect',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'isthmus-h11-tcp-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const bundlePath = join(dir, 'c2.jwt');
+    await writeFile(bundlePath, await mesh.bundleText(undefined, [mesh.tcpEndpoint]), {
+      mode: 0o600,
+    });
+    const script = fileURLToPath(new URL('./testdata/connect-once.ts', import.meta.url));
+    const { code, out, stdout } = await new Promise<{
+      code: number | null;
+      out: string;
+      stdout: string;
+    }>((resolve) => {
+      execFile(
+        'nsenter',
+        [
+          `--net=/run/netns/${mesh.netns}`,
+          process.execPath,
+          '--import',
+          'tsx',
+          script,
+          bundlePath,
+          mesh.caFile,
+        ],
+        { timeout: 30_000 },
+        (err, stdout, stderr) =>
+          resolve({
+            code: err ? ((err as { code?: number }).code ?? 1) : 0,
+            out: `${stdout}${stderr}`,
+            stdout,
+          }),
+      );
+    });
+    t.is(code, 0, out);
+    const { status, calls } = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      status: { ready: boolean; counts: { nodes: number } };
+      calls: string[];
+    };
+    t.true(status.ready);
+    t.true(status.counts.nodes >= 2);
+    t.true(calls.includes('+node c2 n1 10.2.1.0/24'), out);
   },
 );

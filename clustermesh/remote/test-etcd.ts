@@ -24,14 +24,19 @@ export const READER = 'remote-c1';
 
 export interface MeshEtcd {
   ca: KeyPairPem;
+  /** the test namespace, and the etcd's https://ip:2379 endpoint inside it */
+  netns: string;
+  tcpEndpoint: string;
+  /** the mesh CA certificate file */
+  caFile: string;
   /** the reader's client certificate */
   reader: KeyPairPem;
   /** writes as root (the test plays the remote's clustermesh API server) */
   writer(): Etcd3;
   /** a verified bundle for cluster `cluster` pointing at this etcd, for a fresh reader cert */
   bundle(client?: KeyPairPem): Promise<ConnectionBundle>;
-  /** the signed bundle text */
-  bundleText(client?: KeyPairPem): Promise<string>;
+  /** the signed bundle text (default endpoint: the unix socket) */
+  bundleText(client?: KeyPairPem, endpoints?: string[]): Promise<string>;
   /** etcd down for the reader; `during` runs against the same data on a socket the reader does not know */
   outage(during: (writer: Etcd3) => Promise<void>, minMs: number): Promise<void>;
   close(): Promise<void>;
@@ -51,6 +56,7 @@ export async function startMeshEtcd(cluster: string, clusterId: number): Promise
     const server = await issueServerCertificate(ca, {
       cluster,
       dnsNames: [unixServerName(cluster)],
+      ips: [ns.address],
     });
     const admin = await issueClientCertificate(ca, { user: 'root' });
     const reader = await issueClientCertificate(ca, { user: READER });
@@ -64,6 +70,7 @@ export async function startMeshEtcd(cluster: string, clusterId: number): Promise
         name: tag,
         netns: ns.name,
         baseDir,
+        tcpAddress: `${ns.address}:2379`,
         tls: {
           certFile: join(certs, 'server.crt'),
           keyFile: join(certs, 'server.key'),
@@ -84,10 +91,13 @@ export async function startMeshEtcd(cluster: string, clusterId: number): Promise
     cleanup.push(() => etcd.stop());
     await enableReaderAuth(etcd.client());
     const endpoint = `unixs://${etcd.socketPath}`;
-    const bundleText = async (client: KeyPairPem = reader) =>
-      signBundle(ca, { cluster, clusterId, endpoints: [endpoint], client });
+    const bundleText = async (client: KeyPairPem = reader, endpoints = [endpoint]) =>
+      signBundle(ca, { cluster, clusterId, endpoints, client });
     return {
       ca,
+      netns: ns.name,
+      tcpEndpoint: `https://${ns.address}:2379`,
+      caFile: join(certs, 'ca.crt'),
       reader,
       writer: () => etcd.client(),
       bundleText,
