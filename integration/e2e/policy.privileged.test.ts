@@ -201,7 +201,7 @@ const UNSOLICITED_PORT = 45678;
 async function unsolicited(from: LabPod, to: LabPod): Promise<number> {
   const sniff = netToolBackground(
     to.netnsPath,
-    ['sniff', 'eth0', String(UNSOLICITED_PORT), '2.5'],
+    ['sniff', 'eth0', String(UNSOLICITED_PORT), '4'],
     10_000,
   );
   await sniff.first;
