@@ -4,7 +4,7 @@
 export interface DemoStep {
   title: string;
   explain: string;
-  /** cluster the YAML is applied to */
+  /** cluster the YAML is applied to (the demo uses the lab's first cluster) */
   cluster: string;
   yaml: string;
   /** PORT/PROTO probes run between every ordered pair of pods after the step */

@@ -2,7 +2,9 @@
 // application and then policies step by step with `lab kubectl`, and after each step shows the
 // real reachability matrix from `lab probe`, checked against `isthmus policy reachability` on the
 // same objects, so the tour says honestly whether the datapath enforces what the policies say.
+import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { controlPlanePaths } from '../integration/lab/control-plane.ts';
 import { loadMesh } from '../agent/policy/load.ts';
 import { formatTable, parseProbe, reachability } from '../agent/policy/reachability.ts';
 import { LabConfigError, type LabPlan } from '../integration/lab/config.ts';
@@ -62,11 +64,23 @@ async function waitForDemoPods(plan: LabPlan, cluster: string, timeoutMs = 90_00
     if (!missing.length) return;
     if (Date.now() > deadline)
       throw new LabError(
-        `demo pods not running after ${timeoutMs / 1000} s: ${missing.join(', ')}`,
+        `demo pods not running after ${timeoutMs / 1000} s: ${missing.join(', ')}${lastKubeletError(plan, cluster)}`,
         'ISTHMUS_LAB_POD',
       );
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The kubelet's last pod failure, so a stuck tour says why. */
+function lastKubeletError(plan: LabPlan, cluster: string): string {
+  const c = plan.clusters.find((x) => x.name === cluster);
+  if (!c) return '';
+  const log = controlPlanePaths(plan, c).kubeletLog;
+  const line = (existsSync(log) ? readFileSync(log, 'utf8') : '')
+    .split('\n')
+    .filter((l) => l.includes('pod-sync-failed'))
+    .pop();
+  return line ? `\n  last kubelet error (${log}): ${line}` : `\n  see ${log}`;
 }
 
 /** What `isthmus policy reachability` says for the objects the cluster holds now. */
@@ -158,8 +172,9 @@ export function register(program: Command): void {
       try {
         const plan = loadPlan(opts.config, opts.name);
         await ensureLab(plan);
-        // A rerun starts from the application alone.
-        await kubectl(plan, 'c1', [
+        // The tour runs in the lab's first cluster; a rerun starts from the application alone.
+        const cluster = plan.clusters[0]!.name;
+        await kubectl(plan, cluster, [
           'delete',
           'networkpolicy',
           '--all',
@@ -167,7 +182,8 @@ export function register(program: Command): void {
           'shop',
           '--ignore-not-found',
         ]).catch(() => '');
-        for (const [i, step] of DEMO_STEPS.entries()) {
+        for (const [i, demoStep] of DEMO_STEPS.entries()) {
+          const step = { ...demoStep, cluster };
           say(`\n== step ${i + 1}/${DEMO_STEPS.length}: ${step.title}`);
           say(step.explain);
           say(
@@ -178,8 +194,8 @@ export function register(program: Command): void {
         const n = plan.name === 'demo' ? '' : ` --name ${plan.name}`;
         say(`\nThe lab ${plan.name} keeps running. Explore it:
   isthmus lab status${n}
-  isthmus lab kubectl${n} c1 -- get pods -A -o wide
-  isthmus lab kubectl${n} c1 -- get networkpolicies -n shop
+  isthmus lab kubectl${n} ${cluster} -- get pods -A -o wide
+  isthmus lab kubectl${n} ${cluster} -- get networkpolicies -n shop
   isthmus lab probe${n} --probe 80/TCP --probe 8080/TCP
   isthmus policy explain ...        (why a connection is allowed or denied)
 Take it down with:

@@ -126,7 +126,19 @@ export function register(program: Command): void {
     .command('up')
     .description('Start a lab in the background and return once it is ready')
     .option('--config <file>', 'lab config YAML (default: clusters c1 and c2 of two nodes each)')
-    .addOption(nameOption().default(undefined, 'the config name, "demo"'))
+    .option('--name <lab>', 'lab name, overriding the config\'s (default "demo")')
+    .addHelpText(
+      'after',
+      `
+The config (YAML; every field optional):
+  name: demo              # prefix of every namespace, mount and file of the lab
+  encryption: wireguard   # or none (wireguard is parsed but not active yet)
+  underlay: 172.30.0.0/24 # nodes, control planes and the world host
+  clusters:
+  - {name: c1, id: 1, podCIDR: 10.1.0.0/16, nodes: 2}   # each node gets a /24
+  - {name: c2, id: 2, podCIDR: 10.2.0.0/16, nodes: 2}
+Refuses a second lab of the same name. Progress is printed while the lab starts.`,
+    )
     .action((opts: { config?: string; name?: string }) =>
       run(async () => {
         const plan = loadPlan(opts.config, opts.name);
@@ -198,6 +210,13 @@ export function register(program: Command): void {
     .option('--probe <PORT/PROTO>', 'probe such as 80/TCP or 53/UDP (repeatable)', collect, [])
     .addOption(nameOption())
     .addOption(outputOption())
+    .addHelpText(
+      'after',
+      `
+JSON output: {"probes":[{"from":"c1/ns/a","to":"c1/ns/b","port":80,"protocol":"TCP","allowed":true,"reason":"echoed"}]},
+one row per ordered pair of distinct pods per probe, as \`isthmus policy reachability\` prints.
+A drop is confirmed by retries with longer timeouts before it is reported.`,
+    )
     .action((opts: { probe: string[]; name?: string; output: string }) =>
       run(async () => {
         const name = await resolveLabName(opts.name);
