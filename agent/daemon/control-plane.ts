@@ -265,8 +265,22 @@ export class AgentControlPlane {
   }
 }
 
+/**
+ * Loads a kubeconfig file. client-node refuses plain-HTTP servers unless the cluster entry skips
+ * TLS verification; an http:// server has no TLS to verify, so such entries are marked so.
+ */
 function loadKubeConfig(file: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
-  return kc;
+  if (!kc.clusters.some((c) => c.server.startsWith('http://'))) return kc;
+  const plain = new KubeConfig();
+  plain.loadFromOptions({
+    clusters: kc.clusters.map((c) =>
+      c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
+    ),
+    users: kc.users,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+  });
+  return plain;
 }

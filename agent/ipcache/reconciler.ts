@@ -27,7 +27,7 @@ export class IpcacheReconciler {
     this.unsubscribe = this.table.onChange((cidr, entry) =>
       this.guard(() => this.sync(cidr, entry)),
     );
-    this.guard(() => this.prune());
+    this.guard(() => this.prune(false)); // the first pass writes the table: not drift
     const interval = this.opts.intervalMs ?? 10_000;
     if (interval > 0) {
       this.timer = setInterval(() => this.guard(() => this.prune()), interval);
@@ -43,20 +43,20 @@ export class IpcacheReconciler {
   }
 
   /** Full pass: the map ends up holding exactly the desired rows. Returns the repairs made. */
-  prune(): number {
+  prune(reportRepairs = true): number {
     const desired = this.table.all();
     let repairs = 0;
     for (const [cidr] of [...this.target.entries()]) {
       if (desired.has(cidr)) continue;
       this.target.delete(cidr);
-      this.opts.onRepair?.(cidr, 'removed');
+      if (reportRepairs) this.opts.onRepair?.(cidr, 'removed');
       repairs++;
     }
     for (const [cidr, e] of desired) {
       const cur = this.target.get(cidr);
       if (cur && matches(cur, e)) continue;
       this.write(e);
-      this.opts.onRepair?.(cidr, cur ? 'changed' : 'added');
+      if (reportRepairs) this.opts.onRepair?.(cidr, cur ? 'changed' : 'added');
       repairs++;
     }
     this.lastError = undefined;

@@ -73,7 +73,7 @@ export class EtcdRunnerError extends Error {
 }
 
 // etcd requires host:port URLs, so a unix socket is named "<file>:<port>" relative to its cwd.
-const CLIENT_SOCKET = 'client.sock:0';
+export const CLIENT_SOCKET = 'client.sock:0';
 const PEER_SOCKET = 'peer.sock:0';
 
 export async function startEtcd(options: EtcdOptions): Promise<RunningEtcd> {

@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { CLIENT_SOCKET } from '../etcd/etcd-runner.ts';
 import { startEtcd } from '../etcd/index.ts';
 import { kubectlConfigYaml } from '../apiserver/client.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
@@ -64,27 +65,7 @@ export async function startControlPlane(
     baseDir: paths.etcdDir,
   });
   onPid(etcd.pid);
-  const api = spawnDetached(
-    [
-      'nsenter',
-      `--net=/run/netns/${cluster.controlPlane.netns}`,
-      '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      join(repoRoot(), 'integration/apiserver/main.ts'),
-      '--etcd',
-      etcd.socketEndpoint,
-      '--socket',
-      paths.apiSocket,
-      '--listen',
-      paths.apiAddress,
-      '--service-cidr',
-      cluster.serviceCIDR,
-    ],
-    paths.apiLog,
-    repoRoot(),
-  );
+  const api = spawnApiServer(plan, cluster, etcd.socketEndpoint);
   onPid(api.pid);
   await waitForApi(paths.apiSocket, api.exited, 30_000, paths.apiLog);
   writeFileSync(paths.kubeconfig, kubectlConfigYaml(paths.apiAddress));
@@ -97,6 +78,47 @@ export async function startControlPlane(
       if (err.status !== 409) throw err;
     });
   return { cluster: cluster.name, etcdPid: etcd.pid, apiServerPid: api.pid };
+}
+
+/** The cluster's API server process over its etcd (detached; logs to the control plane dir). */
+function spawnApiServer(
+  plan: LabPlan,
+  cluster: ClusterPlan,
+  etcdEndpoint: string,
+): ReturnType<typeof spawnDetached> {
+  const paths = controlPlanePaths(plan, cluster);
+  return spawnDetached(
+    [
+      'nsenter',
+      `--net=/run/netns/${cluster.controlPlane.netns}`,
+      '--',
+      process.execPath,
+      '--import',
+      'tsx',
+      join(repoRoot(), 'integration/apiserver/main.ts'),
+      '--etcd',
+      etcdEndpoint,
+      '--socket',
+      paths.apiSocket,
+      '--listen',
+      paths.apiAddress,
+      '--service-cidr',
+      cluster.serviceCIDR,
+    ],
+    paths.apiLog,
+    repoRoot(),
+  );
+}
+
+/**
+ * Starts the API server of a cluster again over its running etcd (after its process was ended:
+ * the restart tests). Returns the new PID once it answers.
+ */
+export async function restartApiServer(plan: LabPlan, cluster: ClusterPlan): Promise<number> {
+  const paths = controlPlanePaths(plan, cluster);
+  const api = spawnApiServer(plan, cluster, `unix://${join(paths.etcdDir, CLIENT_SOCKET)}`);
+  await waitForApi(paths.apiSocket, api.exited, 30_000, paths.apiLog);
+  return api.pid;
 }
 
 async function waitForApi(

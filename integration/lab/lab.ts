@@ -24,7 +24,7 @@ import {
   mountsUnder,
   netnsPath,
 } from './netns.ts';
-import { controlPlanePaths, startControlPlane } from './control-plane.ts';
+import { controlPlanePaths, restartApiServer, startControlPlane } from './control-plane.ts';
 import {
   kubeletAlive,
   logSize,
@@ -233,6 +233,20 @@ export class Lab {
     ];
     writeRecord(this.record);
     await waitForAgent(node, readyTimeoutMs);
+  }
+
+  /** Ends a cluster's API server and starts it again over the same etcd (restart tests). */
+  async restartApiServer(clusterName: string): Promise<void> {
+    const cluster = this.plan.clusters.find((c) => c.name === clusterName);
+    const entry = this.record.controlPlanes?.find((c) => c.cluster === clusterName);
+    if (!cluster || !entry)
+      throw new LabError(
+        `lab ${this.plan.name} has no control plane ${clusterName}`,
+        'ISTHMUS_LAB_POD',
+      );
+    await endProcess(entry.apiServerPid, `${this.plan.runDir}/`);
+    entry.apiServerPid = await restartApiServer(this.plan, cluster);
+    writeRecord(this.record);
   }
 
   /** Starts again every cluster kubelet whose process is gone (the supervisor's watchdog). */

@@ -1,0 +1,241 @@
+// The agent on Kubernetes, end to end on one lab (one cluster, two nodes, kernel datapath):
+// a pod created under a policy is enforced; a relabelled pod gets a new identity and every
+// affected entry changes on both nodes; an invalid policy is reported and the last good state
+// stays enforced (also when a valid policy becomes invalid); a deleted policy lets traffic through
+// again. Every verdict is real packets compared with `policy reachability` on the API's objects.
+import test from 'ava';
+import { downLab } from '../lab/lab.ts';
+import { labLeftovers, rootFootprint } from '../lab/leftovers.ts';
+import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { openNodeMaps } from '../e2e/node-maps.ts';
+import type { LabPod } from '../lab/record.ts';
+import {
+  converge,
+  disagreements,
+  engineRows,
+  kubectl,
+  podYaml,
+  probeRows,
+  statuses,
+  until,
+  upPolicyLab,
+  waitForPods,
+  type PolicyLab,
+} from './support.ts';
+
+const name = uniqueLabName('epl');
+let env: PolicyLab | undefined;
+const TCP80 = [{ port: 80, protocol: 'TCP' as const }];
+
+test.before(async () => {
+  await ensureBuilt();
+  env = await upPolicyLab(name, [{ name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 }], 1500);
+});
+
+test.after.always(async () => {
+  await downLab(name);
+});
+
+const lab = (): PolicyLab => env!;
+const ports = [{ port: 80, protocol: 'TCP' as const, name: 'http' }];
+
+const ALLOW_A_TO_B = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-a-to-b, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: a}}}]
+    ports: [{port: 80, protocol: TCP}]
+`;
+
+/** Probes the pods and asserts the packets equal the engine's verdict; returns the rows. */
+async function packetsMatchEngine(t: import('ava').ExecutionContext, pods: LabPod[]) {
+  await converge(lab().plan);
+  const [packets, engine] = await Promise.all([
+    probeRows(pods, TCP80),
+    engineRows(lab().plan, pods, TCP80),
+  ]);
+  t.deepEqual(disagreements(packets, engine), []);
+  return packets;
+}
+
+const allowed = (
+  rows: { from: string; to: string; allowed: boolean }[],
+  from: string,
+  to: string,
+) => rows.find((r) => r.from === `c1/x/${from}` && r.to === `c1/x/${to}`)?.allowed;
+
+test.serial(
+  'a pod created under a policy is enforced from its first probe, on both nodes',
+  async (t) => {
+    const { plan } = lab();
+    await kubectl(
+      plan,
+      ['apply', '-f', '-'],
+      `apiVersion: v1
+kind: Namespace
+metadata: {name: x, labels: {team: x}}
+---
+${ALLOW_A_TO_B}---
+${podYaml('x', 'a', { app: 'a' }, ports, 'c1-node1')}${podYaml('x', 'b', { app: 'b' }, ports, 'c1-node2')}${podYaml('x', 'c', { app: 'c' }, ports, 'c1-node1')}`,
+    );
+    const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c']);
+    const rows = await packetsMatchEngine(t, pods);
+    t.true(allowed(rows, 'a', 'b'));
+    t.false(allowed(rows, 'c', 'b'));
+    t.true(allowed(rows, 'b', 'a'));
+
+    // a second pod selected by the policy, created after it: enforced from the start
+    await kubectl(plan, ['apply', '-f', '-'], podYaml('x', 'e', { app: 'b' }, ports, 'c1-node1'));
+    const withE = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
+    const rows2 = await packetsMatchEngine(t, withE);
+    t.false(allowed(rows2, 'c', 'e'), 'same-node pod c is denied into the new pod e');
+    t.true(allowed(rows2, 'a', 'e'));
+
+    // status: identities from the labels, the same label set gets one identity cluster-wide
+    const st = await statuses(plan);
+    const eps = [...st.values()].flatMap((s) => s.endpoints);
+    const byPod = new Map(eps.map((e) => [e.pod, e]));
+    t.deepEqual([...byPod.keys()].sort(), ['x/a', 'x/b', 'x/c', 'x/e']);
+    for (const e of eps) {
+      t.true(e.identity >= (1 << 16) + 256, `${e.pod} has a cluster-1 identity, not ${e.identity}`);
+      t.true(e.converged);
+      t.regex(e.labels, /k8s:io\.cilium\.k8s\.namespace\.labels\.team=x;/);
+    }
+    t.not(byPod.get('x/a')!.identity, byPod.get('x/b')!.identity);
+    t.true(byPod.get('x/b')!.ingressEnforced && byPod.get('x/e')!.ingressEnforced);
+    t.false(byPod.get('x/a')!.ingressEnforced);
+    for (const s of st.values()) {
+      t.true(s.converged, `${s.node}: ${s.pending.join('; ')}`);
+      // 4 pods + 2 node IPs + this node's router IP
+      t.is(s.ipcache.size, 7);
+    }
+  },
+);
+
+test.serial('a relabelled pod gets a new identity; entries change on every node', async (t) => {
+  const { plan } = lab();
+  const before = await statuses(plan);
+  const idOf = (st: typeof before, pod: string) =>
+    [...st.values()].flatMap((s) => s.endpoints).find((e) => e.pod === pod)!;
+  const old = idOf(before, 'x/c');
+  const aId = idOf(before, 'x/a').identity;
+  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=a', '--overwrite']);
+  const after = await until('c relabelled', async () => {
+    const st = await statuses(plan);
+    return idOf(st, 'x/c').identity !== old.identity ? st : undefined;
+  });
+  t.is(idOf(after, 'x/c').identity, aId, 'same labels as a: the same identity');
+  t.true(idOf(after, 'x/c').policyRevision >= 1);
+  const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
+  const rows = await packetsMatchEngine(t, pods);
+  t.true(allowed(rows, 'c', 'b'), 'c (now app=a) reaches b on the other node');
+  t.true(allowed(rows, 'c', 'e'), 'c reaches e on its own node');
+
+  // read the maps: both nodes map c's IP to the new identity
+  const cIp = pods.find((p) => p.name === 'c')!.ip;
+  for (const node of plan.clusters[0]!.nodes) {
+    const maps = openNodeMaps(node);
+    try {
+      t.is(maps.ipcache.get(`${cIp}/32`)?.identity, aId, `${node.name} ipcache row of c`);
+    } finally {
+      maps.close();
+    }
+  }
+  // the CiliumEndpoint says so too
+  const cep = JSON.parse(
+    await kubectl(plan, ['get', 'ciliumendpoints', '-n', 'x', 'c', '-o', 'json']),
+  );
+  t.is(cep.status.identity.id, aId);
+});
+
+test.serial(
+  'an invalid policy is reported with its reason; the last good state stays enforced',
+  async (t) => {
+    const { plan } = lab();
+    const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
+    const baseline = await probeRows(pods, TCP80);
+    // new and invalid: an L7 rule (Isthmus enforces L3/L4 only and refuses instead of ignoring)
+    const cnp = (invalid: boolean) => `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: guard-a, namespace: x}
+spec:
+  endpointSelector: {matchLabels: {app: a}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: b}}]
+    toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+${invalid ? '      rules: {http: [{method: GET}]}\n' : ''}`;
+    await kubectl(plan, ['apply', '-f', '-'], cnp(true));
+    const st = await until('invalid policy reported', async () => {
+      const s = await statuses(plan);
+      return [...s.values()].every((x) => x.policies.invalid.length === 1) ? s : undefined;
+    });
+    for (const s of st.values()) {
+      const inv = s.policies.invalid[0]!;
+      t.is(inv.key, 'CiliumNetworkPolicy/x/guard-a');
+      t.regex(inv.reason, /http|rules|L7/i);
+      t.false(inv.lastGoodEnforced);
+    }
+    t.deepEqual(await packetsMatchEngineAgainst(pods, baseline), [], 'nothing changed for packets');
+
+    // valid now: a is isolated to ingress from b
+    await kubectl(plan, ['apply', '-f', '-'], cnp(false));
+    const enforced = await packetsMatchEngine(t, pods);
+    t.true(allowed(enforced, 'b', 'a'));
+    t.false(allowed(enforced, 'e', 'a'));
+    t.false(allowed(enforced, 'c', 'a'));
+
+    // and invalid again on update: the last good version stays enforced
+    await kubectl(plan, ['apply', '-f', '-'], cnp(true));
+    await until('update reported invalid', async () => {
+      const s = await statuses(plan);
+      return [...s.values()].every((x) => x.policies.invalid[0]?.lastGoodEnforced) ? s : undefined;
+    });
+    await converge(plan);
+    t.deepEqual(await packetsMatchEngineAgainst(pods, enforced), []);
+    await kubectl(plan, ['delete', 'ciliumnetworkpolicy', '-n', 'x', 'guard-a']);
+    const gone = await until('invalid report gone', async () => {
+      const s = await statuses(plan);
+      return [...s.values()].every((x) => x.policies.invalid.length === 0) ? s : undefined;
+    });
+    t.truthy(gone);
+  },
+);
+
+/** Real packets now compared with earlier rows (the engine would show the new object). */
+async function packetsMatchEngineAgainst(
+  pods: LabPod[],
+  expected: { from: string; to: string; allowed: boolean }[],
+) {
+  await converge(lab().plan);
+  const now = await probeRows(pods, TCP80);
+  return disagreements(
+    now,
+    expected.map((r) => ({ ...r, port: 80, protocol: 'TCP' as const, reason: 'before' })),
+  );
+}
+
+test.serial('a deleted policy lets traffic through again', async (t) => {
+  const { plan } = lab();
+  const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
+  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=c', '--overwrite']);
+  const denied = await packetsMatchEngine(t, pods);
+  t.false(allowed(denied, 'c', 'b'));
+  await kubectl(plan, ['delete', 'networkpolicy', '-n', 'x', 'allow-a-to-b']);
+  const rows = await packetsMatchEngine(t, pods);
+  t.true(
+    rows.every((r) => r.allowed),
+    `every pair allowed once no policy selects anything: ${JSON.stringify(rows.filter((r) => !r.allowed))}`,
+  );
+  for (const s of (await statuses(plan)).values())
+    t.true(s.endpoints.every((e) => !e.ingressEnforced && !e.egressEnforced));
+});
+
+test.serial('the lab comes down without leftovers', async (t) => {
+  await env!.lab.down();
+  t.deepEqual(await labLeftovers(name), []);
+  t.deepEqual(await rootFootprint(env!.plan), []);
+});
