@@ -176,3 +176,65 @@ test('bundle directory: tampered, expired, foreign-signed and local-cluster bund
   for (const st of Object.values(byFile)) t.true(st.reason.length > 10, st.reason);
   t.is(connects, 0, 'no connection attempted with a refused bundle');
 });
+
+test('bundle directory: a second bundle of a connected cluster, an ID already in use, and a bad update of a good file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'isthmus-h11-bundles-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const stores = new Map([
+    ['c2', seeded('c2', 2)],
+    ['c6', seeded('c6', 2)], // a different cluster announcing c2's ID
+  ]);
+  const sink = new RecordingSink();
+  const bundles = new BundleDirectory({
+    dir,
+    trustedCaPem: ca.certPem,
+    mesh: new MeshTable(LOCAL),
+    sink,
+    log: new CapturingLogger(),
+    registry: new Registry(),
+    connect: (b) => stores.get(b.cluster)!.connect(),
+    backoff: { minMs: 5, maxMs: 20 },
+  });
+  t.teardown(() => bundles.stop());
+  await put(dir, 'a-c2.jwt', await bundleFor('c2', 2));
+  await bundles.start();
+  const byFile = () =>
+    Object.fromEntries(bundles.status().map((st) => [st.source, st])) as Record<
+      string,
+      RemoteStatus
+    >;
+  await waitFor('c2 ready', () => byFile()['a-c2.jwt']?.ready === true);
+
+  await put(dir, 'b-c2-again.jwt', await bundleFor('c2', 2));
+  await put(dir, 'c-c6.jwt', await bundleFor('c6', 2));
+  await bundles.rescan();
+  await waitFor('c6 refused', () => byFile()['c-c6.jwt']?.state === 'refused');
+  t.like(byFile()['b-c2-again.jwt'], {
+    state: 'refused',
+    lastError: { code: 'ERR_BUNDLE_DUPLICATE' },
+  });
+  t.like(byFile()['c-c6.jwt'], { cluster: 'c6', lastError: { code: 'cluster-id-in-use' } });
+  t.regex(byFile()['c-c6.jwt']!.reason, /already used by cluster c2/);
+
+  // a good file replaced by a tampered one: refused, the running remote keeps its bundle
+  const [h, p, s] = (await bundleFor('c2', 2)).split('.') as [string, string, string];
+  await put(dir, 'a-c2.jwt', `${h}.${p}.${s.slice(0, -4)}AAAA`);
+  await bundles.rescan();
+  t.like(byFile()['a-c2.jwt'], {
+    state: 'connected',
+    connections: 1,
+    lastError: { code: 'ERR_BUNDLE_TAMPERED' },
+  });
+  t.deepEqual(
+    sink.take().filter((c) => c.startsWith('-')),
+    [],
+    'nothing deleted',
+  );
+  // the first c2 file removed: c2 drains, and the second c2 bundle, no longer a duplicate, connects
+  // (c6 goes first: with ID 2 free it could otherwise connect first and refuse c2 in turn)
+  await rm(join(dir, 'c-c6.jwt'));
+  await rm(join(dir, 'a-c2.jwt'));
+  await bundles.rescan();
+  await waitFor('second c2 bundle connected', () => byFile()['b-c2-again.jwt']?.ready === true);
+  t.is(byFile()['a-c2.jwt'], undefined);
+});

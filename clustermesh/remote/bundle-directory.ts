@@ -129,7 +129,9 @@ export class BundleDirectory {
   private async reconcileFile(name: string, text: string): Promise<void> {
     const hash = createHash('sha256').update(text).digest('hex');
     const f = this.files.get(name);
-    if (f && f.hash === hash) return;
+    // a duplicate is looked at again: the file it clashed with may be gone
+    const duplicate = f?.refusal?.error.code === 'ERR_BUNDLE_DUPLICATE' && !f.remote;
+    if (f && f.hash === hash && !duplicate) return;
     const ca =
       typeof this.opts.trustedCaPem === 'function'
         ? this.opts.trustedCaPem()

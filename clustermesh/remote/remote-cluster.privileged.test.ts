@@ -333,3 +333,46 @@ test.serial(
     t.true(calls.includes('+node c2 n1 10.2.1.0/24'), out);
   },
 );
+
+test.serial(
+  'a hung remote (etcd frozen, no connection reset) is detected by the heartbeat; state kept; it resumes',
+  async (t) => {
+    const bundle = await mesh.bundle();
+    const meshView = new MeshTable(LOCAL);
+    const sink = new RecordingSink();
+    const remote = new RemoteCluster({
+      bundle,
+      mesh: meshView,
+      sink,
+      log: new CapturingLogger(),
+      registry: new Registry(),
+      backoff: { minMs: 100, maxMs: 300 },
+      heartbeatMs: 300,
+      callTimeoutMs: 1000,
+    });
+    t.teardown(() => remote.stop());
+    remote.start();
+    await waitFor('ready', () => remote.status().ready);
+    const before = remote.status().counts;
+    sink.take();
+    const pid = mesh.pid();
+    process.kill(pid, 'SIGSTOP');
+    t.teardown(() => {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    });
+    await waitFor('disconnected', () => remote.status().state === 'disconnected', 10_000);
+    t.is(remote.status().lastError?.code, 'ERR_REMOTE_CONNECT');
+    t.deepEqual(remote.status().counts, before, 'state kept while the remote hangs');
+    process.kill(pid, 'SIGCONT');
+    await waitFor(
+      'resumed',
+      () => remote.status().connections === 2 && remote.status().ready,
+      20_000,
+    );
+    t.deepEqual(sink.take(), [], 'nothing changed on the remote: nothing emitted');
+  },
+);

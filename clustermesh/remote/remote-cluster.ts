@@ -41,6 +41,8 @@ export interface RemoteClusterOptions {
   backoff?: Partial<BackoffOptions>;
   /** a cheap read this often detects a silently dead connection */
   heartbeatMs?: number;
+  /** deadline of each etcd call, heartbeat included (default source only) */
+  callTimeoutMs?: number;
   /** where the bundle came from (shown in status) */
   source?: string;
 }
@@ -211,7 +213,9 @@ export class RemoteCluster {
     let heartbeat: NodeJS.Timeout | undefined;
     let connected = false;
     try {
-      source = (this.opts.connect ?? etcdSourceFor)(bundle);
+      source = this.opts.connect
+        ? this.opts.connect(bundle)
+        : etcdSourceFor(bundle, { callTimeoutMs: this.opts.callTimeoutMs ?? 5000 });
       await this.checkConfig(await source.get(clusterConfigKey(this.name)));
       const prefixes = watchedPrefixes(this.name);
       const listing = await source.list(prefixes);

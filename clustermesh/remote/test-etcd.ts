@@ -39,6 +39,8 @@ export interface MeshEtcd {
   bundleText(client?: KeyPairPem, endpoints?: string[]): Promise<string>;
   /** etcd down for the reader; `during` runs against the same data on a socket the reader does not know */
   outage(during: (writer: Etcd3) => Promise<void>, minMs: number): Promise<void>;
+  /** the running etcd's PID (tests freeze it with SIGSTOP to play a hung remote) */
+  pid(): number;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ export async function startMeshEtcd(cluster: string, clusterId: number): Promise
         await new Promise((r) => setTimeout(r, Math.max(0, minMs - (Date.now() - began))));
         etcd = await start(liveDir);
       },
+      pid: () => etcd.pid,
       async close() {
         for (const c of cleanup.reverse()) await c();
       },
