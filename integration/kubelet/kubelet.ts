@@ -37,6 +37,8 @@ export class ClusterKubelet {
     private readonly log: Log = () => {},
   ) {
     this.pods = new Resource(new KubeClient(kubeConfigForAddress(config.apiAddress)), Pods, {
+      // short watches: a stream that silently stops delivering is replaced within 30 s
+      watchTimeoutSeconds: 30,
       onLog: (event, fields) => this.log(event, fields),
     });
     this.state = new PodState(config.stateFile);
