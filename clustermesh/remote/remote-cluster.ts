@@ -203,10 +203,15 @@ export class RemoteCluster {
     let ended!: (e: Error) => void;
     const end = new Promise<Error>((resolve) => (ended = resolve));
     let isOver = false;
-    this.endSession = (e) => {
+    // callbacks of this session end this session only, never a later one
+    const endThis = (e: Error) => {
       isOver = true;
       ended(e);
     };
+    this.endSession = endThis;
+    // stop() or a new bundle need not wait for a call that hangs until its deadline
+    const orEnd = <T>(p: Promise<T>) =>
+      Promise.race([p, end.then((e): Promise<T> => Promise.reject(e))]);
     const bundle = this.bundle;
     let source: RemoteWatchSource | undefined;
     let watch: WatchHandle | undefined;
@@ -216,19 +221,19 @@ export class RemoteCluster {
       source = this.opts.connect
         ? this.opts.connect(bundle)
         : etcdSourceFor(bundle, { callTimeoutMs: this.opts.callTimeoutMs ?? 5000 });
-      await this.checkConfig(await source.get(clusterConfigKey(this.name)));
+      await this.checkConfig(await orEnd(source.get(clusterConfigKey(this.name))));
       const prefixes = watchedPrefixes(this.name);
-      const listing = await source.list(prefixes);
-      if (isOver) throw await end;
+      const listing = await orEnd(source.list(prefixes));
       this.opts.mesh.setCluster(this.ref());
       this.records.applyListing(listing.entries);
-      watch = await source.watch(
+      const watching = source.watch(
         prefixes,
         listing.revision,
         (events) => !isOver && this.records.applyEvents(events),
-        (err) => this.endSession?.(err),
+        endThis,
       );
-      if (isOver) throw await end;
+      watching.then((w) => (watch = w)).catch(() => undefined);
+      watch = await orEnd(watching);
       connected = true;
       this.connections++;
       this.state = 'connected';
@@ -238,7 +243,7 @@ export class RemoteCluster {
       );
       const s = source;
       heartbeat = setInterval(() => {
-        s.get(clusterConfigKey(this.name)).catch((e: Error) => this.endSession?.(e));
+        s.get(clusterConfigKey(this.name)).catch(endThis);
       }, this.opts.heartbeatMs ?? 10_000).unref();
       throw await end;
     } catch (e) {
@@ -269,7 +274,8 @@ export class RemoteCluster {
   }
 
   private configChanged(value: string | undefined): void {
-    this.checkConfig(value).catch((e: Error) => this.endSession?.(e));
+    const end = this.endSession; // called from the current session's events
+    this.checkConfig(value).catch((e: Error) => end?.(e));
   }
 
   private reject(key: string, rejection: Rejection): void {
