@@ -273,3 +273,20 @@ test('drain deletes everything the remote contributed and forgets it in the mesh
   t.is(mesh.endpointOwner('10.2.1.5'), undefined);
   t.is(remote.status().state, 'stopped');
 });
+
+test('an endpoint published before its node waits for it, then applies; a deleted waiting entry never does', async (t) => {
+  const { remote, sink, store, rejected } = setup(t);
+  remote.start();
+  await waitFor('ready', () => remote.status().ready);
+  sink.take();
+  const early = f.endpoint(3, 7, 1);
+  const gone = f.endpoint(3, 8, 1);
+  store.put(early.key, early.value);
+  store.put(gone.key, gone.value);
+  t.is(await rejected(RejectReason.IpOutsidePodCidrs), 2);
+  t.deepEqual(sink.take(), [], 'not applied without its node');
+  store.delete(gone.key);
+  store.put(f.node(3).key, f.node(3).value);
+  t.deepEqual(sink.calls.splice(0), ['+node c2 n3 10.2.3.0/24', '+ip c2 10.2.3.7 131073']);
+  t.is(remote.status().counts.endpoints, 3);
+});

@@ -10,6 +10,7 @@ import {
   NODES_PREFIX,
   SERVICES_PREFIX,
   syncedKey,
+  RejectReason,
   validateRemoteRecord,
   type ClusterRef,
   type MeshTable,
@@ -51,6 +52,16 @@ export function watchedPrefixes(cluster: string): string[] {
   ];
 }
 
+/**
+ * Rejections an ipcache entry can outgrow: a writer may publish a pod before its node, so such
+ * entries are held (bounded) and checked again when a node of the remote arrives or changes.
+ */
+const WAITS_FOR_NODE = new Set<Rejection['reason']>([
+  RejectReason.IpOutsidePodCidrs,
+  RejectReason.HostIpUnknown,
+]);
+const MAX_PARKED = 10_000;
+
 interface Entry {
   raw: string;
   record: RemoteRecord;
@@ -75,6 +86,8 @@ export class RemoteRecords {
   /** kinds relisted but not yet swept: the keys seen since the relist */
   private readonly seen = new Map<StateKind, Set<string>>();
   private readonly synced = new Set<StateKind>();
+  /** ipcache entries refused only because their node is not known yet (key → raw value) */
+  private readonly parked = new Map<string, string>();
   private readonly prefixes: Record<StateKind, string>;
   private readonly canaryKeys: Map<string, StateKind>;
   private readonly configKey: string;
@@ -114,6 +127,7 @@ export class RemoteRecords {
   applyListing(entries: readonly KeyValue[]): void {
     this.synced.clear();
     this.seen.clear();
+    this.parked.clear();
     const byKind = new Map<StateKind, KeyValue[]>(STATE_KINDS.map((k) => [k, []]));
     const canaries = new Set<StateKind>();
     for (const e of entries) {
@@ -147,13 +161,17 @@ export class RemoteRecords {
       else if (ev.type === 'put') {
         this.seen.get(kind)?.add(ev.key);
         this.upsert(kind, ev.key, ev.value);
-      } else this.remove(kind, ev.key);
+      } else {
+        this.parked.delete(ev.key);
+        this.remove(kind, ev.key);
+      }
     }
   }
 
   /** Deletes everything this remote contributed (its bundle was removed). */
   drain(): void {
     for (const kind of SWEEP_ORDER) this.sweep(kind, new Set());
+    this.parked.clear();
     this.seen.clear();
     this.synced.clear();
     this.mesh.removeCluster(this.remote.name);
@@ -185,9 +203,11 @@ export class RemoteRecords {
   private upsert(kind: StateKind, key: string, value: string): void {
     const old = this.entries[kind].get(key);
     if (old && old.raw === value) return;
+    this.parked.delete(key);
     const r = validateRemoteRecord(this.remote, this.mesh, key, value);
     if (!r.ok) {
       this.hooks.onReject(key, r.error);
+      if (kind === 'ipcache' && WAITS_FOR_NODE.has(r.error.reason)) this.park(key, value);
       // the remote replaced an accepted value with an invalid one: it no longer claims the old
       if (old) this.remove(kind, key);
       return;
@@ -195,6 +215,23 @@ export class RemoteRecords {
     this.entries[kind].set(key, { raw: value, record: r.value });
     this.applyUpsert(r.value, old?.record);
     this.hooks.onApplied();
+    if (kind === 'nodes') this.retryParked();
+  }
+
+  private park(key: string, value: string): void {
+    if (this.parked.size < MAX_PARKED) this.parked.set(key, value);
+  }
+
+  /** A node arrived or changed: entries that waited for a pod CIDR or host IP may now fit. */
+  private retryParked(): void {
+    for (const [key, value] of [...this.parked]) {
+      const r = validateRemoteRecord(this.remote, this.mesh, key, value);
+      if (!r.ok) continue;
+      this.parked.delete(key);
+      this.entries.ipcache.set(key, { raw: value, record: r.value });
+      this.applyUpsert(r.value, undefined);
+      this.hooks.onApplied();
+    }
   }
 
   private remove(kind: StateKind, key: string): void {
