@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { KubeletConfig } from '../kubelet/types.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
 import { controlPlanePaths } from './control-plane.ts';
-import { cmdlineOf, spawnDetached } from './processes.ts';
+import { cmdlineOf, isZombieOrGone, spawnDetached } from './processes.ts';
 import { repoRoot } from './record.ts';
 
 export function writeKubeletConfig(plan: LabPlan, cluster: ClusterPlan): string {
@@ -44,7 +44,10 @@ export function kubeletAlive(
   cluster: ClusterPlan,
   pid: number | undefined,
 ): boolean {
-  return !!pid && !!cmdlineOf(pid)?.includes(controlPlanePaths(plan, cluster).kubeletConfig);
+  if (!pid || isZombieOrGone(pid)) return false;
+  const cmd = cmdlineOf(pid);
+  // empty while nsenter execs node; otherwise it must name this cluster's kubelet config
+  return cmd === '' || !!cmd?.includes(controlPlanePaths(plan, cluster).kubeletConfig);
 }
 
 /** Waits for the kubelet's ready line written after `fromOffset` of its log. */

@@ -53,7 +53,7 @@ export function pidsMatching(markers: string[]): number[] {
   return pids;
 }
 
-function isZombieOrGone(pid: number): boolean {
+export function isZombieOrGone(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
