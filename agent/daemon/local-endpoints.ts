@@ -134,14 +134,15 @@ export class LocalEndpoints implements EndpointDatapath {
     let current = ep;
     if (!prev || prev.labelsKey !== labelsKey || prev.ep.id !== ep.id) {
       const record = await this.deps.allocator.allocateAsync(labels);
-      if (prev) this.deps.allocator.release(prev.ep.identity);
+      const formerId = prev?.ep.identity;
+      if (formerId !== undefined) this.deps.allocator.release(formerId);
       // the manager stores `ep` after an ADD's attach: it must carry the identity
       ep.identity = record.id;
       current = ep;
       this.manager?.updateIdentity(current);
       this.bound.set(key, { ep: current, labels, labelsKey });
-      if (prev && prev.ep.identity !== record.id)
-        this.deps.log('pod identity changed', { pod: key, from: prev.ep.identity, to: record.id });
+      if (formerId !== undefined && formerId !== record.id)
+        this.deps.log('pod identity changed', { pod: key, from: formerId, to: record.id });
     } else current = prev.ep;
     // row first (the flags it holds stay), then the policy, then the object other nodes read
     await this.deps.inner.attach(current);
