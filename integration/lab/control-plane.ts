@@ -10,7 +10,7 @@ import { startEtcd } from '../etcd/index.ts';
 import { kubectlConfigYaml } from '../apiserver/client.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
 import { spawnDetached } from './processes.ts';
-import { repoRoot } from './record.ts';
+import { repoRoot, writeRecord, type LabRecord } from './record.ts';
 
 export const API_PORT = 6443;
 
@@ -201,4 +201,25 @@ export function apiRequest(
     req.on('error', (err) => reject(new ApiRequestError(`${method} ${path}: ${err.message}`, 0)));
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/** Starts every cluster's control plane, recording PIDs as they appear (for teardown). */
+export async function startControlPlanes(
+  record: LabRecord,
+  progress: (line: string) => void,
+): Promise<void> {
+  record.controlPlanes = [];
+  for (const cluster of record.plan.clusters) {
+    progress(`control plane ${cluster.name}: etcd and API server in ${cluster.controlPlane.netns}`);
+    const entry = { cluster: cluster.name, etcdPid: 0, apiServerPid: 0 };
+    record.controlPlanes.push(entry);
+    await startControlPlane(record.plan, cluster, (pid) => {
+      if (!entry.etcdPid) entry.etcdPid = pid;
+      else entry.apiServerPid = pid;
+      writeRecord(record);
+    });
+    progress(
+      `control plane ${cluster.name}: API server ready at ${controlPlanePaths(record.plan, cluster).apiAddress}`,
+    );
+  }
 }

@@ -6,7 +6,7 @@ import type { KubeletConfig } from '../kubelet/types.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
 import { controlPlanePaths } from './control-plane.ts';
 import { cmdlineOf, isZombieOrGone, spawnDetached } from './processes.ts';
-import { repoRoot } from './record.ts';
+import { repoRoot, writeRecord, type LabRecord } from './record.ts';
 
 export function writeKubeletConfig(plan: LabPlan, cluster: ClusterPlan): string {
   const paths = controlPlanePaths(plan, cluster);
@@ -77,4 +77,23 @@ export function logSize(file: string): number {
   } catch {
     return 0;
   }
+}
+
+/** Starts every cluster's kubelet and waits until each registered its nodes. */
+export async function startKubelets(
+  record: LabRecord,
+  progress: (line: string) => void,
+): Promise<void> {
+  record.kubelets = [];
+  for (const cluster of record.plan.clusters) {
+    writeKubeletConfig(record.plan, cluster);
+    record.kubelets.push({ cluster: cluster.name, pid: spawnKubelet(record.plan, cluster) });
+    writeRecord(record);
+  }
+  progress('kubelets: registering nodes');
+  await Promise.all(
+    record.plan.clusters.map((cluster, i) =>
+      waitForKubelet(record.plan, cluster, record.kubelets![i]!.pid, 0, 60_000),
+    ),
+  );
 }

@@ -24,14 +24,8 @@ import {
   mountsUnder,
   netnsPath,
 } from './netns.ts';
-import { controlPlanePaths, restartApiServer, startControlPlane } from './control-plane.ts';
-import {
-  kubeletAlive,
-  logSize,
-  spawnKubelet,
-  waitForKubelet,
-  writeKubeletConfig,
-} from './kubelets.ts';
+import { controlPlanePaths, restartApiServer, startControlPlanes } from './control-plane.ts';
+import { kubeletAlive, logSize, spawnKubelet, startKubelets, waitForKubelet } from './kubelets.ts';
 import { createPod, destroyPod, type PodSpec } from './pods.ts';
 import { endProcess, pidsMatching, spawnDetached } from './processes.ts';
 import { readRecord, repoRoot, writeRecord, type LabPod, type LabRecord } from './record.ts';
@@ -305,41 +299,6 @@ export async function downLab(name: string): Promise<void> {
   const mounts = mountsUnder(runDir, readFileSync('/proc/mounts', 'utf8'));
   for (const m of mounts.reverse()) await mustRun(['umount', m.target]);
   rmSync(runDir, { recursive: true, force: true });
-}
-
-async function startControlPlanes(
-  record: LabRecord,
-  progress: (line: string) => void,
-): Promise<void> {
-  record.controlPlanes = [];
-  for (const cluster of record.plan.clusters) {
-    progress(`control plane ${cluster.name}: etcd and API server in ${cluster.controlPlane.netns}`);
-    const entry = { cluster: cluster.name, etcdPid: 0, apiServerPid: 0 };
-    record.controlPlanes.push(entry);
-    await startControlPlane(record.plan, cluster, (pid) => {
-      if (!entry.etcdPid) entry.etcdPid = pid;
-      else entry.apiServerPid = pid;
-      writeRecord(record);
-    });
-    progress(
-      `control plane ${cluster.name}: API server ready at ${controlPlanePaths(record.plan, cluster).apiAddress}`,
-    );
-  }
-}
-
-async function startKubelets(record: LabRecord, progress: (line: string) => void): Promise<void> {
-  record.kubelets = [];
-  for (const cluster of record.plan.clusters) {
-    writeKubeletConfig(record.plan, cluster);
-    record.kubelets.push({ cluster: cluster.name, pid: spawnKubelet(record.plan, cluster) });
-    writeRecord(record);
-  }
-  progress('kubelets: registering nodes');
-  await Promise.all(
-    record.plan.clusters.map((cluster, i) =>
-      waitForKubelet(record.plan, cluster, record.kubelets![i]!.pid, 0, 60_000),
-    ),
-  );
 }
 
 /** The file the detached supervisor (`isthmus lab up`) is started with; marks its command line. */
