@@ -1,0 +1,238 @@
+// WireguardAgent: the one object the daemon wires. start() creates or adopts the node's device
+// and strict filter; the node table comes in through setPeers/update/delete; stop() leaves the
+// device, its peers, routes and the strict filter in place for the next agent.
+import { destroyDevice, ensureDevice, type Device } from './device.ts';
+import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
+import { PeerReconciler } from './peers.ts';
+import { applyTunnelRoutes, tunnelMtu, tunnelRoutes } from './routes.ts';
+import {
+  activeSlot,
+  awaitHandshakes,
+  createNextDevice,
+  keyPath,
+  retireDevice,
+  switchRoutes,
+  type NextDevice,
+} from './rotation.ts';
+import { StrictFilter } from './strict.ts';
+import { READY_HANDSHAKE_S, WireguardError, type WgNode, type WireguardStatus } from './types.ts';
+
+export interface WireguardAgentOptions {
+  /** `<cluster>/<node>`, as in the node table */
+  nodeName: string;
+  netns?: string;
+  /** per-node directory that outlives the agent (keys, wireguard-go record and socket) */
+  stateDir: string;
+  underlayMtu?: number;
+  /** install routes of remote pod ranges via the device (default true) */
+  manageRoutes?: boolean;
+  /** strict mode: omit to leave it off (tests of plaintext), otherwise on the underlay egress */
+  strict?: { pinRoot: string; underlayIf: string; localPodCIDRs: string[] };
+  /** period of the full pass reading the device back (default 30 s; 0 = none) */
+  resyncMs?: number;
+  mode?: 'auto' | 'wireguard-go';
+}
+
+export class WireguardAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private next: NextDevice | undefined;
+  private nextReconciler: PeerReconciler | undefined;
+  private reconciler: PeerReconciler;
+
+  private constructor(
+    private readonly o: WireguardAgentOptions,
+    private device: Device,
+    private key: WgKeyPair,
+    readonly strict: StrictFilter | undefined,
+  ) {
+    this.reconciler = this.reconcilerFor(device);
+  }
+
+  static async start(o: WireguardAgentOptions): Promise<WireguardAgent> {
+    const slot = await activeSlot(o.stateDir);
+    const key = await loadOrCreateKey(keyPath(o.stateDir, slot.ifname));
+    const mtu = tunnelMtu(o.underlayMtu ?? 1500);
+    const device = await ensureDevice({
+      slot,
+      netns: o.netns,
+      stateDir: o.stateDir,
+      privateKeyFile: key.path,
+      mtu,
+      mode: o.mode,
+    });
+    let strict: StrictFilter | undefined;
+    try {
+      if (o.strict) strict = await StrictFilter.attach({ ...o.strict, netns: o.netns });
+    } catch (err) {
+      throw new WireguardError(
+        'ISTHMUS_WG_START',
+        `WireGuard for ${o.nodeName} could not start strict mode`,
+        { cause: err },
+      );
+    }
+    const agent = new WireguardAgent(o, device, key, strict);
+    if (o.resyncMs !== 0)
+      agent.timer = setInterval(
+        () => void agent.resync().catch(() => {}),
+        o.resyncMs ?? 30_000,
+      ).unref();
+    return agent;
+  }
+
+  get publicKey(): string {
+    return this.key.publicKey;
+  }
+  get nextPublicKey(): string | undefined {
+    return this.next?.key.publicKey;
+  }
+  get activeDevice(): Device {
+    return this.device;
+  }
+
+  /** The whole node table after the initial sync: peers of absent nodes are removed. */
+  async setPeers(nodes: WgNode[]): Promise<void> {
+    await this.reconciler.prune(nodes);
+    await this.nextReconciler?.prune(nodes);
+    await this.afterTableChange();
+  }
+
+  async update(node: WgNode): Promise<void> {
+    await this.reconciler.update(node);
+    await this.nextReconciler?.update(node);
+    await this.afterTableChange();
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.reconciler.delete(name);
+    await this.nextReconciler?.delete(name);
+    await this.afterTableChange();
+  }
+
+  /** Full pass: reads the device back and repairs drift. */
+  async resync(): Promise<void> {
+    await this.reconciler.reconcile();
+    await this.nextReconciler?.reconcile();
+    await this.afterTableChange();
+  }
+
+  /** Rotation step 1: the new key on the other slot; publish `nextPublicKey` after this. */
+  async beginRotation(): Promise<string> {
+    if (this.next) return this.next.key.publicKey;
+    this.next = await createNextDevice({
+      active: this.device,
+      netns: this.o.netns,
+      stateDir: this.o.stateDir,
+      mtu: tunnelMtu(this.o.underlayMtu ?? 1500),
+    });
+    this.nextReconciler = this.reconcilerFor(this.next.device);
+    return this.next.key.publicKey;
+  }
+
+  /** Rotation steps 2-4: once every peer handshaked on the new key, routes move to the new
+   * device and the old one is retired. Returns the peers that did not handshake in time (then
+   * nothing was switched and the old key keeps serving). */
+  async completeRotation(
+    timeoutMs = 30_000,
+    /** publish the new key as the node's main key (peers move its allowed IPs to it) */
+    afterSwitch?: () => Promise<void>,
+  ): Promise<{ missing: string[] }> {
+    const next = this.next;
+    if (!next)
+      throw new WireguardError(
+        'ISTHMUS_WG_ROTATE',
+        'no rotation in progress: call beginRotation first',
+      );
+    const peers = (await this.device.control.dump()).peers.map((p) => p.publicKey);
+    const missing = await awaitHandshakes(next.device, peers, timeoutMs);
+    if (missing.length) return { missing };
+    if (this.o.manageRoutes !== false)
+      await switchRoutes(
+        this.o.netns,
+        tunnelRoutes(this.o.nodeName, this.reconciler.table(), next.device.ifname),
+        next.device.ifname,
+      );
+    await afterSwitch?.();
+    await retireDevice({
+      netns: this.o.netns,
+      stateDir: this.o.stateDir,
+      old: this.device,
+      next: next.device,
+    });
+    this.device = next.device;
+    this.key = next.key;
+    this.reconciler = this.nextReconciler ?? this.reconcilerFor(next.device);
+    this.next = undefined;
+    this.nextReconciler = undefined;
+    return { missing: [] };
+  }
+
+  async status(nowS = Date.now() / 1000): Promise<WireguardStatus> {
+    const dump = await this.device.control.dump();
+    const byKey = new Map(this.reconciler.table().map((n) => [n.publicKey, n.name]));
+    const rows = this.reconciler.status();
+    return {
+      device: this.device.ifname,
+      mode: this.device.mode,
+      pid: this.device.pid,
+      publicKey: dump.publicKey,
+      listenPort: dump.listenPort,
+      mtu: tunnelMtu(this.o.underlayMtu ?? 1500),
+      peers: dump.peers.map((p) => ({
+        node: byKey.get(p.publicKey) ?? '(unknown)',
+        publicKey: p.publicKey,
+        endpoint: p.endpoint,
+        allowedIPs: p.allowedIPs,
+        latestHandshake: p.latestHandshake,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        ready: p.latestHandshake > 0 && nowS - p.latestHandshake <= READY_HANDSHAKE_S,
+      })),
+      refused: rows.flatMap((r) =>
+        r.state === 'refused' ? [{ node: r.node, reason: r.reason }] : [],
+      ),
+      rotation: this.next
+        ? {
+            device: this.next.device.ifname,
+            publicKey: this.next.key.publicKey,
+            listenPort: this.next.device.port,
+          }
+        : null,
+    };
+  }
+
+  /** Stops this agent only: the device, peers, routes and strict filter keep working. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.strict?.close();
+  }
+
+  /** Removes the node's devices and strict filter (decommission, test teardown). */
+  async destroy(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const ifname of new Set([this.device.ifname, this.next?.device.ifname]))
+      if (ifname) await destroyDevice({ netns: this.o.netns, stateDir: this.o.stateDir, ifname });
+    if (this.strict) this.strict.detach();
+  }
+
+  private reconcilerFor(device: Device): PeerReconciler {
+    return new PeerReconciler(device.control, this.o.nodeName, () =>
+      [this.key?.publicKey, this.next?.key.publicKey].filter((k): k is string => !!k),
+    );
+  }
+
+  private async afterTableChange(): Promise<void> {
+    const table = this.reconciler.table();
+    if (this.o.manageRoutes !== false)
+      await applyTunnelRoutes(
+        this.o.netns,
+        tunnelRoutes(this.o.nodeName, table, this.device.ifname),
+      );
+    if (this.strict)
+      this.strict.setRanges(
+        this.o.strict?.localPodCIDRs ?? [],
+        table.flatMap((n) => n.podCIDRs),
+      );
+  }
+}

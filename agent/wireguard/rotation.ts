@@ -1,0 +1,121 @@
+// Key rotation, device side (make-before-break; protocol in README.md). The new key lives on the
+// other slot (isthmus_wg1 when wg0 is active, and back), so both keys serve at once.
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { destroyDevice, ensureDevice, wgRunDir, type Device } from './device.ts';
+import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
+import { applyTunnelRoutes, type TunnelRoute } from './routes.ts';
+import { WG_PRIMARY, WG_SECONDARY, WireguardError, type DeviceSlot } from './types.ts';
+
+export const keyPath = (stateDir: string, ifname: string): string =>
+  join(wgRunDir(stateDir), `${ifname}.key`);
+const activePath = (stateDir: string): string => join(wgRunDir(stateDir), 'active.json');
+
+export function otherSlot(slot: DeviceSlot): DeviceSlot {
+  return slot.ifname === WG_PRIMARY.ifname ? WG_SECONDARY : WG_PRIMARY;
+}
+
+/** The slot holding the node's current key (persisted, so a restarted agent keeps it). */
+export async function activeSlot(stateDir: string): Promise<DeviceSlot> {
+  try {
+    const { ifname } = JSON.parse(await readFile(activePath(stateDir), 'utf8')) as {
+      ifname: string;
+    };
+    return ifname === WG_SECONDARY.ifname ? WG_SECONDARY : WG_PRIMARY;
+  } catch {
+    return WG_PRIMARY;
+  }
+}
+
+export interface NextDevice {
+  device: Device;
+  key: WgKeyPair;
+}
+
+/** Step 1: a second device with a new key and the same peers as the active one (keepalive 1 s,
+ * so each peer that knows the new key handshakes without waiting for traffic). */
+export async function createNextDevice(o: {
+  active: Device;
+  netns?: string;
+  stateDir: string;
+  mtu: number;
+}): Promise<NextDevice> {
+  const slot = otherSlot(o.active);
+  await rm(keyPath(o.stateDir, slot.ifname), { force: true }); // never reuse a retired key
+  const key = await loadOrCreateKey(keyPath(o.stateDir, slot.ifname));
+  const device = await ensureDevice({
+    slot,
+    netns: o.netns,
+    stateDir: o.stateDir,
+    privateKeyFile: key.path,
+    mtu: o.mtu,
+  });
+  const peers = (await o.active.control.dump()).peers;
+  await device.control.setPeers(
+    peers
+      .map((p) => ({
+        publicKey: p.publicKey,
+        endpoint: p.endpoint ?? '',
+        allowedIPs: p.allowedIPs,
+        persistentKeepalive: 1,
+      }))
+      .filter((p) => p.endpoint),
+  );
+  return { device, key };
+}
+
+/** Step 2: waits until every given peer has handshaked on `device` (i.e. holds its new key).
+ * Returns the peers still missing at the deadline. */
+export async function awaitHandshakes(device: Device, peerKeys: string[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const done = new Set(
+      (await device.control.dump()).peers
+        .filter((p) => p.latestHandshake > 0)
+        .map((p) => p.publicKey),
+    );
+    const missing = peerKeys.filter((k) => !done.has(k));
+    if (!missing.length || Date.now() >= deadline) return missing;
+    await sleep(100);
+  }
+}
+
+/** Step 3: moves the routes to `dev` (atomic per prefix: `ip route replace`). */
+export async function switchRoutes(netns: string | undefined, routes: TunnelRoute[], dev: string) {
+  await applyTunnelRoutes(
+    netns,
+    routes.map((r) => ({ dst: r.dst, dev })),
+  );
+}
+
+/** Step 4: retires the old device and makes the new slot the node's active one. */
+export async function retireDevice(o: {
+  netns?: string;
+  stateDir: string;
+  old: Device;
+  next: Device;
+}) {
+  if (o.old.ifname === o.next.ifname)
+    throw new WireguardError(
+      'ISTHMUS_WG_ROTATE',
+      'cannot retire the device that carries the new key',
+    );
+  await writeFile(
+    activePath(o.stateDir) + '.tmp',
+    JSON.stringify({ ifname: o.next.ifname }) + '\n',
+  );
+  await rename(activePath(o.stateDir) + '.tmp', activePath(o.stateDir));
+  await destroyDevice({ netns: o.netns, stateDir: o.stateDir, ifname: o.old.ifname });
+  await rm(keyPath(o.stateDir, o.old.ifname), { force: true });
+  const peers = (await o.next.control.dump()).peers;
+  await o.next.control.setPeers(
+    peers
+      .filter((p) => p.endpoint)
+      .map((p) => ({
+        publicKey: p.publicKey,
+        endpoint: p.endpoint ?? '',
+        allowedIPs: p.allowedIPs,
+      })),
+  );
+}

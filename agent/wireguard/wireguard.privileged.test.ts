@@ -1,0 +1,271 @@
+// Two nodes on a bridge, a pod behind each, WireGuard through WireguardAgent: encryption on the
+// wire (with a plaintext negative control), adoption of wireguard-go across an agent restart,
+// a 100 MB transfer, duplicate keys, peer removal under strict mode, rotation under a stream.
+import test from 'ava';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mustRun } from '../routing/command.ts';
+import { ipBatch } from '../../integration/lab/netns.ts';
+import { WireguardAgent, type WireguardAgentOptions } from './agent.ts';
+import { WG_PRIMARY, WG_SECONDARY, type WgNode } from './types.ts';
+import {
+  FLOW,
+  NsProcess,
+  buildTopology,
+  capture,
+  countPackets,
+  leftovers,
+  plainRoutes,
+  teardownTopology,
+  uniquePrefix,
+  wgNodeOf,
+  type TestNode,
+  type Topology,
+} from './test/topology.ts';
+
+const prefix = uniquePrefix('h12wg');
+let topo: Topology;
+const agents = new Map<string, WireguardAgent>();
+const pids = new Set<number>();
+
+const optsOf = (n: TestNode): WireguardAgentOptions => ({
+  nodeName: n.name,
+  netns: n.netns,
+  stateDir: n.stateDir,
+  resyncMs: 0,
+  mode: 'wireguard-go',
+  strict: {
+    pinRoot: topo.pinRoots[n.index - 1] ?? '',
+    underlayIf: 'eth0',
+    localPodCIDRs: [n.podCIDR],
+  },
+});
+
+async function startAgent(n: TestNode): Promise<WireguardAgent> {
+  const a = await WireguardAgent.start(optsOf(n));
+  agents.set(n.name, a);
+  if (a.activeDevice.pid) pids.add(a.activeDevice.pid);
+  return a;
+}
+
+function table(): WgNode[] {
+  return topo.nodes.map((n) => wgNodeOf(n, agents.get(n.name)?.publicKey));
+}
+
+async function syncAll(): Promise<void> {
+  for (const a of agents.values()) await a.setPeers(table());
+}
+
+const agentOf = (n: TestNode): WireguardAgent => {
+  const a = agents.get(n.name);
+  if (!a) throw new Error(`no agent for ${n.name}`);
+  return a;
+};
+
+/** TCP from pod1 to pod2 carrying `marker`, plus UDP datagrams with it. */
+async function markerTraffic(marker: string): Promise<{ tcpBytes: number }> {
+  const [a, b] = topo.nodes;
+  const file = `${topo.dir}/marker.txt`;
+  await mustRun(['sh', '-c', `for i in $(seq 200); do echo ${marker}-$i; done > ${file}`]);
+  const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7001', '10']);
+  await sink.waitFor((o) => o.includes('listening'));
+  const send = new NsProcess(a.podNetns, ['node', FLOW, 'send', b.podIP, '7001', file]);
+  await send.exited;
+  await sink.exited;
+  const udp = new NsProcess(a.podNetns, ['node', FLOW, 'udp', b.podIP, '7002', marker, '20']);
+  await udp.exited;
+  const res = sink.lines().find((l) => 'bytes' in l);
+  return { tcpBytes: Number(res?.bytes ?? 0) };
+}
+
+async function pcapHas(file: string, marker: string): Promise<boolean> {
+  return (await readFile(file)).includes(Buffer.from(marker));
+}
+
+test.before(async () => {
+  topo = await buildTopology(prefix);
+});
+
+test.after.always(async () => {
+  for (const a of agents.values()) await a.destroy().catch(() => {});
+  for (const pid of pids) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+  if (topo) await teardownTopology(topo).catch(() => {});
+});
+
+test.serial(
+  'negative control: without the tunnel the marker crosses the underlay in plaintext',
+  async (t) => {
+    await plainRoutes(topo);
+    const cap = await capture(topo, 'plain');
+    const { tcpBytes } = await markerTraffic('ISTHMUSPLAIN');
+    const file = await cap.stop();
+    t.true(tcpBytes > 0);
+    t.true(await pcapHas(file, 'ISTHMUSPLAIN'), 'the capture must see plaintext traffic');
+  },
+);
+
+test.serial('pod TCP/UDP crosses the underlay only as WireGuard UDP to 51871', async (t) => {
+  for (const n of topo.nodes) await startAgent(n);
+  await syncAll();
+  const [a, b] = topo.nodes;
+  await mustRun(['nsenter', `--net=${a.podNetns}`, 'ping', '-c', '2', '-W', '2', b.podIP]);
+  const cap = await capture(topo, 'wg');
+  const { tcpBytes } = await markerTraffic('ISTHMUSSECRET');
+  const file = await cap.stop();
+  t.is(tcpBytes, 200 * 'ISTHMUSSECRET-100\n'.length - 9 * 2 - 90 * 1); // 1..9 one digit, 10..99 two
+  t.false(await pcapHas(file, 'ISTHMUSSECRET'));
+  t.is(
+    await countPackets(file, 'net 10.251.0.0/16'),
+    0,
+    'no packet with a pod address on the wire',
+  );
+  t.true((await countPackets(file, 'udp port 51871')) > 10);
+  t.is(await countPackets(file, 'ip and not udp port 51871'), 0);
+  const st = await agentOf(a).status();
+  t.is(st.device, WG_PRIMARY.ifname);
+  t.is(st.listenPort, WG_PRIMARY.port);
+  t.is(st.mode, 'wireguard-go');
+  t.is(st.publicKey, agentOf(a).publicKey);
+  t.deepEqual(
+    st.peers.map((p) => [p.node, p.endpoint, p.allowedIPs, p.ready]),
+    [[b.name, `${b.ip}:51871`, [b.podCIDR], true]],
+  );
+  t.true(st.peers[0]!.rxBytes > 0 && st.peers[0]!.txBytes > 0);
+  const mode = (
+    await mustRun(['stat', '-c', '%a', `${a.stateDir}/wireguard/isthmus_wg0.key`])
+  ).trim();
+  t.is(mode, '600');
+});
+
+test.serial(
+  'a new agent adopts the running wireguard-go; a stream is not interrupted',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    const old = agentOf(a);
+    const pid = old.activeDevice.pid;
+    const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7003', '30']);
+    await sink.waitFor((o) => o.includes('listening'));
+    const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7003', '4']);
+    await stream.waitFor((o) => o.includes('connected'));
+    old.stop();
+    const next = await WireguardAgent.start(optsOf(a));
+    agents.set(a.name, next);
+    await next.setPeers(table());
+    t.true(next.activeDevice.adopted);
+    t.is(next.activeDevice.pid, pid);
+    t.is(next.publicKey, old.publicKey);
+    t.is(await stream.exited, 0, stream.output);
+    await sink.exited;
+    const res = sink.lines().find((l) => 'bytes' in l);
+    t.is(res?.error, null);
+    t.true(Number(res?.maxGapMs) < 500, `longest gap ${res?.maxGapMs} ms`);
+  },
+);
+
+test.serial('100 MB through the tunnel arrives intact', async (t) => {
+  const [a, b] = topo.nodes;
+  const blob = `${topo.dir}/blob`;
+  await mustRun(['sh', '-c', `head -c 100000000 /dev/urandom > ${blob}`]);
+  const want = (await mustRun(['sha256sum', blob])).split(' ')[0];
+  const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7004', '110']);
+  await sink.waitFor((o) => o.includes('listening'));
+  const send = new NsProcess(a.podNetns, ['node', FLOW, 'send', b.podIP, '7004', blob]);
+  t.is(await send.exited, 0, send.output);
+  await sink.exited;
+  const res = sink.lines().find((l) => 'bytes' in l);
+  t.is(res?.bytes, 100_000_000);
+  t.is(res?.sha256, want);
+});
+
+test.serial('a public key claimed by two nodes is refused for both, with a reason', async (t) => {
+  const [a, b] = topo.nodes;
+  const thief: WgNode = {
+    name: 'c2/n9',
+    nodeIP: '10.250.0.9',
+    podCIDRs: ['10.252.9.0/24'],
+    podIPs: [],
+    publicKey: agentOf(b).publicKey,
+  };
+  await agentOf(a).setPeers([...table(), thief]);
+  const st = await agentOf(a).status();
+  t.deepEqual(st.peers, []);
+  t.deepEqual(st.refused.map((r) => r.node).sort(), [b.name, thief.name]);
+  t.regex(st.refused[0]!.reason, /also claimed by/);
+  await agentOf(a).setPeers(table());
+  t.is((await agentOf(a).status()).peers.length, 1);
+});
+
+test.serial(
+  'strict mode: with the peer removed, pod traffic is dropped on the underlay and counted',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    await agentOf(a).delete(b.name);
+    t.deepEqual((await agentOf(a).status()).peers, [], 'peer removed with the node');
+    // A fallback route to the underlay (as native routing would install): strict mode must hold.
+    await ipBatch(a.ns, [`route replace ${b.podCIDR} via ${b.ip}`]);
+    await agentOf(a).strict!.setRanges([a.podCIDR], [a.podCIDR, b.podCIDR]);
+    const before = agentOf(a).strict!.counters().droppedPackets;
+    const cap = await capture(topo, 'strict');
+    const udp = new NsProcess(a.podNetns, [
+      'node',
+      FLOW,
+      'udp',
+      b.podIP,
+      '7005',
+      'ISTHMUSLEAK',
+      '20',
+    ]);
+    await udp.exited;
+    const ping = await new NsProcess(a.podNetns, ['ping', '-c', '2', '-W', '1', b.podIP]).exited;
+    const file = await cap.stop();
+    t.not(ping, 0);
+    t.false(await pcapHas(file, 'ISTHMUSLEAK'));
+    t.is(await countPackets(file, 'net 10.251.0.0/16'), 0);
+    t.true(agentOf(a).strict!.counters().droppedPackets - before >= 22n);
+    await agentOf(a).setPeers(table());
+    t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
+  },
+);
+
+test.serial(
+  'rotation moves to a new key under a running stream; the old key leaves the peer',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    const ra = agentOf(a);
+    const oldKey = ra.publicKey;
+    const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7006', '40']);
+    await sink.waitFor((o) => o.includes('listening'));
+    const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7006', '6']);
+    await stream.waitFor((o) => o.includes('connected'));
+    const nextKey = await ra.beginRotation();
+    await agentOf(b).update({ ...wgNodeOf(a, oldKey), nextPublicKey: nextKey });
+    const { missing } = await ra.completeRotation(10_000, async () => {
+      await agentOf(b).update({ ...wgNodeOf(a, nextKey), port: WG_SECONDARY.port });
+    });
+    t.deepEqual(missing, []);
+    if (ra.activeDevice.pid) pids.add(ra.activeDevice.pid);
+    t.is(ra.publicKey, nextKey);
+    t.is(await stream.exited, 0, stream.output);
+    await sink.exited;
+    const res = sink.lines().find((l) => 'bytes' in l);
+    t.is(res?.error, null);
+    t.log(`longest delivery gap during rotation: ${res?.maxGapMs} ms`);
+    const peerKeys = (await agentOf(b).status()).peers.map((p) => p.publicKey);
+    t.deepEqual(peerKeys, [nextKey]);
+    t.false(peerKeys.includes(oldKey));
+    const st = await ra.status();
+    t.is(st.device, WG_SECONDARY.ifname);
+    t.is(st.listenPort, WG_SECONDARY.port);
+    const links = await mustRun(['ip', '-n', a.ns, '-br', 'link']);
+    t.false(links.includes(WG_PRIMARY.ifname), 'old device retired');
+    t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
+  },
+);
+
+test.serial('teardown removes every namespace, mount and wireguard-go process', async (t) => {
+  for (const a of agents.values()) await a.destroy();
+  agents.clear();
+  for (const pid of pids) t.false(existsSync(`/proc/${pid}`), `wireguard-go ${pid} still running`);
+  await teardownTopology(topo);
+  t.deepEqual(await leftovers(prefix), []);
+});
