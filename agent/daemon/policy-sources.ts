@@ -7,15 +7,9 @@ import type { EndpointDelta, PolicyEngine } from '../policy/engine.ts';
 import { parseCiliumPolicy } from '../policy/parse-cilium.ts';
 import { parseNetworkPolicy } from '../policy/parse-k8s.ts';
 import type { PolicyKind } from '../policy/types.ts';
+import type { InvalidPolicy } from './types.ts';
 
-export interface InvalidPolicy {
-  /** `Kind/namespace/name` or `Kind/name` */
-  key: string;
-  resourceVersion: string;
-  reason: string;
-  /** whether an earlier valid version stays enforced */
-  lastGoodEnforced: boolean;
-}
+export type { InvalidPolicy } from './types.ts';
 
 interface Held {
   /** engine keys of the last good version (a CNP with `specs` may yield several) */

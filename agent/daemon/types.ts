@@ -1,6 +1,15 @@
 // What `isthmus agent status` shows, as served over the agent's endpoint socket. Imports nothing
-// from siblings except the policy sources' report shape.
-import type { InvalidPolicy } from './policy-sources.ts';
+// from siblings.
+
+/** A policy object the agent refused, with kube-apiserver-like reasons. */
+export interface InvalidPolicy {
+  /** `Kind/namespace/name` or `Kind/name` */
+  key: string;
+  resourceVersion: string;
+  reason: string;
+  /** whether an earlier valid version stays enforced */
+  lastGoodEnforced: boolean;
+}
 
 export interface EndpointStatus {
   id: number;
