@@ -8,6 +8,9 @@ import { mustRun } from '../routing/command.ts';
 import { ipBatch } from '../../integration/lab/netns.ts';
 import { WireguardAgent, type WireguardAgentOptions } from './agent.ts';
 import { WG_PRIMARY, WG_SECONDARY, type WgNode } from './types.ts';
+import { DROP_STRICT_PLAINTEXT } from './strict.ts';
+import { nativeAddon } from '../native/index.ts';
+import { decodeFlowEvent, type FlowEvent } from '../datapath/events.ts';
 import {
   FLOW,
   NsProcess,
@@ -196,15 +199,18 @@ test.serial('a public key claimed by two nodes is refused for both, with a reaso
 });
 
 test.serial(
-  'strict mode: with the peer removed, pod traffic is dropped on the underlay and counted',
+  'strict mode: with the peer removed and the agent down, pod traffic is dropped on the underlay, counted and reported',
   async (t) => {
     const [a, b] = topo.nodes;
     await agentOf(a).delete(b.name);
     t.deepEqual((await agentOf(a).status()).peers, [], 'peer removed with the node');
+    t.false((await mustRun(['ip', '-n', a.ns, 'route'])).includes(b.podCIDR), 'route removed too');
+    agentOf(a).stop(); // from here strict mode is the kernel's alone: no agent runs on node 1
     // A fallback route to the underlay (as native routing would install): strict mode must hold.
     await ipBatch(a.ns, [`route replace ${b.podCIDR} via ${b.ip}`]);
-    await agentOf(a).strict!.setRanges([a.podCIDR], [a.podCIDR, b.podCIDR]);
-    const before = agentOf(a).strict!.counters().droppedPackets;
+    drainStrictEvents(a); // empties the ring of earlier events
+    const pinRoot = topo.pinRoots[0] ?? '';
+    const before = droppedAt(pinRoot);
     const cap = await capture(topo, 'strict');
     const udp = new NsProcess(a.podNetns, [
       'node',
@@ -221,11 +227,46 @@ test.serial(
     t.not(ping, 0);
     t.false(await pcapHas(file, 'ISTHMUSLEAK'));
     t.is(await countPackets(file, 'net 10.251.0.0/16'), 0);
-    t.true(agentOf(a).strict!.counters().droppedPackets - before >= 22n);
-    await agentOf(a).setPeers(table());
+    t.true(droppedAt(pinRoot) - before >= 22n);
+    const drops = drainStrictEvents(a).filter((e) => e.dst === b.podIP);
+    t.true(drops.length >= 22, `${drops.length} strict events`);
+    t.true(drops.every((e) => e.verdict === 'dropped' && e.dropReason === DROP_STRICT_PLAINTEXT));
+    t.true(drops.some((e) => e.protocol === 17 && e.dport === 7005));
+    const next = await startAgent(a);
+    await next.setPeers(table());
     t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
   },
 );
+
+/** The strict-mode drop counter read straight from the pinned map (no agent needed). */
+function droppedAt(pinRoot: string): bigint {
+  const addon = nativeAddon();
+  const fd = addon.objGet(`${pinRoot}/isth_strictc_v1`);
+  try {
+    const val = Buffer.alloc(8 * addon.possibleCpus());
+    addon.mapLookup(fd, Buffer.alloc(4), val);
+    let sum = 0n;
+    for (let c = 0; c < addon.possibleCpus(); c++) sum += val.readBigUInt64LE(c * 8);
+    return sum;
+  } finally {
+    addon.closeFd(fd);
+  }
+}
+
+/** Flow events on the node's shared ring (no other consumer runs in this test). */
+function drainStrictEvents(n: TestNode): FlowEvent[] {
+  const addon = nativeAddon();
+  const fd = addon.objGet(`${topo.pinRoots[n.index - 1]}/isth_events_v1`);
+  const out: FlowEvent[] = [];
+  const id = addon.ringbufOpen(fd, (recs) => out.push(...recs.map(decodeFlowEvent)), false);
+  try {
+    addon.ringbufDrain(id);
+  } finally {
+    addon.ringbufClose(id);
+    addon.closeFd(fd);
+  }
+  return out;
+}
 
 test.serial(
   'rotation moves to a new key under a running stream; the old key leaves the peer',
