@@ -1,7 +1,7 @@
 // `isthmus demo` end to end on its own lab: every step applies, probes real traffic and compares
-// it with `policy reachability`; with no policy the packets must match; after policy steps the
-// tour either matches or says honestly that enforcement is not wired; the lab stays up for the
-// user, and `lab down` removes it completely.
+// it with `policy reachability` on the objects the API holds; the lab runs the eBPF datapath, so
+// after every step (no policy, default deny, same-namespace allow, cross-namespace allow) the
+// packets must match; the lab stays up for the user, and `lab down` removes it completely.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,11 +65,8 @@ test.serial('the demo tours a fresh lab step by step and leaves it running', asy
     for (const probe of DEMO_STEPS[i]!.probes) t.true(section.includes(`probe ${probe}`), section);
     // every connection the policies allow is answered: the echo servers serve every port
     t.false(section.includes('WARNING'), section);
-    t.true(
-      section.includes('the packets match what the policies say') ||
-        section.includes('Policy enforcement is not wired into the lab agents yet'),
-      section,
-    );
+    // the lab runs the eBPF datapath: packets obey every policy step
+    t.true(section.includes('the packets match what the policies say'), section);
   });
   t.true(sections[0]!.includes('the packets match what the policies say'), sections[0]);
   t.regex(run.out, new RegExp(`isthmus lab down --name ${name}`));

@@ -102,8 +102,9 @@ export async function supervise(planFile: string, watchdogMs = 5000): Promise<vo
   let lab: Lab;
   try {
     lab = await Lab.up(plan, {
+      // the user's lab runs the real datapath: eBPF programs on every pod veth
+      datapath: 'bpf',
       supervisorPid: process.pid,
-      datapath: 'bpf', // `isthmus lab up`: policies are enforced on packets
       onProgress: (line) => say(`  ${line}`),
     });
   } catch (err) {
