@@ -185,8 +185,8 @@ ${invalid ? '      rules: {http: [{method: GET}]}\n' : ''}`;
     await kubectl(plan, ['apply', '-f', '-'], cnp(false));
     const enforced = await packetsMatchEngine(t, pods);
     t.true(allowed(enforced, 'b', 'a'));
-    t.false(allowed(enforced, 'e', 'a'));
-    t.false(allowed(enforced, 'c', 'a'));
+    t.true(allowed(enforced, 'e', 'a'), 'e carries app=b');
+    t.false(allowed(enforced, 'c', 'a'), 'c (app=a since the relabel) is not b');
 
     // and invalid again on update: the last good version stays enforced
     await kubectl(plan, ['apply', '-f', '-'], cnp(true));
