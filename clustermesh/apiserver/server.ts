@@ -11,7 +11,8 @@ import {
   Services,
   splitKey,
   type EndpointSlice,
-  type KeyQueue,
+  objectKey,
+  type Change,
   type KubeApi,
   type KubeObject,
   type ResourceDef,
@@ -67,13 +68,27 @@ export interface ClusterMeshStatus {
 
 type Prefix = 'identities' | 'ipcache' | 'nodes' | 'services';
 
+/** A watched resource and the keys (of the mirrored kind) one of its changes touches. */
+interface Watched {
+  resource: { synced: Promise<void>; onChange(l: (c: Change<KubeObject>) => void): unknown };
+  keysOf: (c: Change<KubeObject>) => Iterable<string>;
+}
+
+function watched<T extends KubeObject>(
+  resource: Resource<T>,
+  keysOf: (c: Change<T>) => Iterable<string> = (c) => [c.key],
+): Watched {
+  return {
+    resource: resource as unknown as Watched['resource'],
+    keysOf: keysOf as (c: Change<KubeObject>) => Iterable<string>,
+  };
+}
+
 export class ClusterMeshApiServer {
   private readonly writer: MeshWriter;
   private readonly mirrors: Record<Prefix, PrefixMirror>;
   private readonly resources: Resource<KubeObject>[] = [];
-  private readonly queues: KeyQueue[] = [];
   private readonly slicesByService = new Map<string, Map<string, EndpointSlice>>();
-  private ipcache: EndpointIpcache | undefined;
   private readonly pending: Promise<void>[] = [];
   private stopped = false;
   private started = false;
@@ -136,8 +151,6 @@ export class ClusterMeshApiServer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.ipcache?.stop();
-    for (const q of this.queues) q.stop();
     await Promise.all(this.resources.map((r) => r.stop()));
     this.writer.stop();
     this.syncedReject(
@@ -169,73 +182,112 @@ export class ClusterMeshApiServer {
     this.opts.onLog?.('prefix-synced', { prefix, entries: this.mirrors[prefix].size, stale });
   }
 
+  /**
+   * Level-triggered mirroring of one prefix: once every source listed, `handle` runs for each key
+   * of the store (it reads the latest object), then for each key that changes. Raw change events
+   * rather than key queues: handlers are synchronous and never fail (see guard), and a queue
+   * per object costs more than the write itself at 10,000s of endpoints.
+   */
+  private level(
+    prefix: Prefix,
+    sources: Watched[],
+    allKeys: () => Iterable<string>,
+    handle: (key: string) => void,
+  ): void {
+    let ready = false;
+    const run = (key: string) => this.guard(prefix, key, () => handle(key));
+    for (const { resource, keysOf } of sources) {
+      resource.onChange((c) => {
+        if (ready) for (const key of keysOf(c)) run(key);
+      });
+    }
+    const listed = Promise.all(sources.map((s) => s.resource.synced)).then(() => {
+      if (this.stopped) return;
+      for (const key of allKeys()) run(key);
+      ready = true;
+    });
+    this.pending.push(this.afterSync(prefix, listed));
+  }
+
   private startIdentities(): void {
     const m = this.mirrors.identities;
-    const q = this.resource(CiliumIdentities).subscribe((name, ci) => {
-      const entry = identityEntry(name, ci);
-      if (entry) return m.put(entry.key, entry.value);
-      const key = identityKeyOf(name);
-      if (key) m.remove(key);
-    });
-    this.queues.push(q);
-    this.pending.push(this.afterSync('identities', q.synced));
+    const r = this.resource(CiliumIdentities);
+    this.level(
+      'identities',
+      [watched(r)],
+      () => r.list().map(objectKey),
+      (name) => {
+        const entry = identityEntry(name, r.get(name));
+        if (entry) return this.putEntry(m, entry);
+        const key = identityKeyOf(name);
+        if (key) m.remove(key);
+      },
+    );
   }
 
   private startEndpoints(): void {
     const m = this.mirrors.ipcache;
-    const ipcache = (this.ipcache = new EndpointIpcache(this.resource(CiliumEndpoints)));
+    const r = this.resource(CiliumEndpoints);
+    // EndpointIpcache elects one row per IP when several objects claim it; fed directly.
+    const ipcache = new EndpointIpcache(r);
     ipcache.onChange((ip, row) =>
       this.guard('ipcache', ip, () =>
         row ? this.putEntry(m, ipcacheEntry(row)) : m.remove(ipcacheKey(ip)),
       ),
     );
-    ipcache.start();
-    this.pending.push(this.afterSync('ipcache', ipcache.synced));
+    this.level(
+      'ipcache',
+      [watched(r)],
+      () => r.list().map(objectKey),
+      (key) => ipcache.apply(key, r.get(key)),
+    );
   }
 
   private startNodes(): void {
     const m = this.mirrors.nodes;
-    const q = this.resource(Nodes).subscribe((name, node) =>
-      this.guard('nodes', name, () => {
+    const r = this.resource(Nodes);
+    this.level(
+      'nodes',
+      [watched(r)],
+      () => r.list().map(objectKey),
+      (name) => {
+        const node = r.get(name);
         if (node) this.putEntry(m, nodeEntry(this.opts.cluster, node));
         else m.remove(nodeKey(this.opts.cluster.name, name));
-      }),
+      },
     );
-    this.queues.push(q);
-    this.pending.push(this.afterSync('nodes', q.synced));
   }
 
-  /** Slices first: a service's first handling must see all of its backends. */
+  /** A service is first written once services and slices are both listed: with its backends. */
   private startServices(): void {
     const services = this.resource(Services);
     const slices = this.resource(EndpointSlices);
-    let queue: KeyQueue | undefined;
-    slices.onChange((c) => {
-      const svc = sliceServiceKey(c.object);
-      if (!svc) return;
-      let bySlice = this.slicesByService.get(svc);
-      if (!bySlice) this.slicesByService.set(svc, (bySlice = new Map()));
-      if (c.type === 'delete') bySlice.delete(c.key);
-      else bySlice.set(c.key, c.object);
-      if (bySlice.size === 0) this.slicesByService.delete(svc);
-      queue?.add(svc);
-    });
+    slices.onChange((c) => this.indexSlice(c));
     const m = this.mirrors.services;
-    const synced = slices.synced.then(() => {
-      if (this.stopped) return;
-      queue = services.subscribe((key, svc) =>
-        this.guard('services', key, () => {
-          const related = [...(this.slicesByService.get(key)?.values() ?? [])];
-          const entry = serviceEntry(this.opts.cluster, svc, related);
-          if (entry) return this.putEntry(m, entry);
-          const { namespace, name } = splitKey(key);
-          if (namespace) m.remove(serviceKey(this.opts.cluster.name, namespace, name));
-        }),
-      );
-      this.queues.push(queue);
-      return queue.synced;
-    });
-    this.pending.push(this.afterSync('services', synced));
+    const sliceKeys = (c: Change<EndpointSlice>) => [sliceServiceKey(c.object) ?? []].flat();
+    const sources = [watched(services), watched(slices, sliceKeys)];
+    this.level(
+      'services',
+      sources,
+      () => services.list().map(objectKey),
+      (key) => {
+        const related = [...(this.slicesByService.get(key)?.values() ?? [])];
+        const entry = serviceEntry(this.opts.cluster, services.get(key), related);
+        if (entry) return this.putEntry(m, entry);
+        const { namespace, name } = splitKey(key);
+        if (namespace) m.remove(serviceKey(this.opts.cluster.name, namespace, name));
+      },
+    );
+  }
+
+  private indexSlice(c: Change<EndpointSlice>): void {
+    const svc = sliceServiceKey(c.object);
+    if (!svc) return;
+    let bySlice = this.slicesByService.get(svc);
+    if (!bySlice) this.slicesByService.set(svc, (bySlice = new Map()));
+    if (c.type === 'delete') bySlice.delete(c.key);
+    else bySlice.set(c.key, c.object);
+    if (bySlice.size === 0) this.slicesByService.delete(svc);
   }
 
   private putEntry(m: PrefixMirror, e: { key: string; value: string }): void {

@@ -33,20 +33,26 @@ export function identity(id: number, app: string, ns = 'prod'): CiliumIdentity {
   };
 }
 
+/** `lean`: without named ports and state, ~80 bytes less per object (see bench/mesh/mirror.ts). */
 export function endpoint(
   name: string,
   ip: string,
   id: number,
   hostIp: string,
   ns = 'prod',
+  lean = false,
 ): CiliumEndpoint {
   return {
     metadata: { name, namespace: ns },
     status: {
       identity: { id },
       networking: { addressing: [{ ipv4: ip }], node: hostIp },
-      'named-ports': [{ name: 'http', port: 8080, protocol: 'TCP' }],
-      state: 'ready',
+      ...(lean
+        ? {}
+        : {
+            'named-ports': [{ name: 'http', port: 8080, protocol: 'TCP' as const }],
+            state: 'ready',
+          }),
     },
   };
 }
