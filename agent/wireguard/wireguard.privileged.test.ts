@@ -27,6 +27,7 @@ import {
 } from './test/topology.ts';
 
 const prefix = uniquePrefix('h12wg');
+const AGENT_PROCESS = new URL('./test/agent-process.ts', import.meta.url).pathname;
 let topo: Topology;
 const agents = new Map<string, WireguardAgent>();
 const pids = new Set<number>();
@@ -157,6 +158,40 @@ test.serial(
     t.true(next.activeDevice.adopted);
     t.is(next.activeDevice.pid, pid);
     t.is(next.publicKey, old.publicKey);
+    t.is(await stream.exited, 0, stream.output);
+    await sink.exited;
+    const res = sink.lines().find((l) => 'bytes' in l);
+    t.is(res?.error, null);
+    t.true(Number(res?.maxGapMs) < 500, `longest gap ${res?.maxGapMs} ms`);
+  },
+);
+
+test.serial(
+  'an agent process killed with SIGKILL leaves wireguard-go running for the next one',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    const pid = agentOf(b).activeDevice.pid;
+    agentOf(b).stop();
+    const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7008', '30']);
+    await sink.waitFor((o) => o.includes('listening'));
+    const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7008', '4']);
+    await stream.waitFor((o) => o.includes('connected'));
+    const arg = JSON.stringify({ options: optsOf(b), nodes: table() });
+    const child = new NsProcess('/proc/self/ns/net', [
+      'node',
+      '--import',
+      'tsx',
+      AGENT_PROCESS,
+      arg,
+    ]);
+    t.not(await child.exited, 0, 'the agent process died by SIGKILL');
+    const seen = child.lines()[0];
+    t.is(seen?.pid, pid, child.output);
+    t.is(seen?.adopted, true);
+    t.true(existsSync(`/proc/${pid}`), 'wireguard-go survived its agent');
+    const next = await startAgent(b);
+    await next.setPeers(table());
+    t.is(next.activeDevice.pid, pid);
     t.is(await stream.exited, 0, stream.output);
     await sink.exited;
     const res = sink.lines().find((l) => 'bytes' in l);
