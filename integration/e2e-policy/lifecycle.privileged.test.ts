@@ -3,6 +3,8 @@
 // affected entry changes on both nodes; an invalid policy is reported and the last good state
 // stays enforced (also when a valid policy becomes invalid); a deleted policy lets traffic through
 // again. Every verdict is real packets compared with `policy reachability` on the API's objects.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { downLab } from '../lab/lab.ts';
 import { labLeftovers, rootFootprint } from '../lab/leftovers.ts';
@@ -122,24 +124,33 @@ test.serial('a relabelled pod gets a new identity; entries change on every node'
     [...st.values()].flatMap((s) => s.endpoints).find((e) => e.pod === pod)!;
   const old = idOf(before, 'x/c');
   const aId = idOf(before, 'x/a').identity;
-  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=a', '--overwrite']);
+  // a label set no pod had: a new identity, which the policy of b (app=a peers) must now admit
+  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=a', 'tier=web', '--overwrite']);
   const after = await until('c relabelled', async () => {
     const st = await statuses(plan);
     return idOf(st, 'x/c').identity !== old.identity ? st : undefined;
   });
-  t.is(idOf(after, 'x/c').identity, aId, 'same labels as a: the same identity');
-  t.true(idOf(after, 'x/c').policyRevision >= 1);
+  const cId = idOf(after, 'x/c').identity;
+  t.not(cId, aId, 'new labels, new identity');
+  t.regex(idOf(after, 'x/c').labels, /k8s:tier=web;/);
+  t.true(idOf(after, 'x/b').policyRevision > idOf(before, 'x/b').policyRevision);
   const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
   const rows = await packetsMatchEngine(t, pods);
   t.true(allowed(rows, 'c', 'b'), 'c (now app=a) reaches b on the other node');
   t.true(allowed(rows, 'c', 'e'), 'c reaches e on its own node');
 
-  // read the maps: both nodes map c's IP to the new identity
+  // read the maps: both nodes map c's IP to the new identity, and the policies of b (node 2)
+  // and e (node 1) hold an ingress entry for it
   const cIp = pods.find((p) => p.name === 'c')!.ip;
   for (const node of plan.clusters[0]!.nodes) {
+    const st = after.get(node.name)!;
+    const guarded = st.endpoints.find((e) => e.pod === 'x/b' || e.pod === 'x/e')!;
     const maps = openNodeMaps(node);
     try {
-      t.is(maps.ipcache.get(`${cIp}/32`)?.identity, aId, `${node.name} ipcache row of c`);
+      t.is(maps.ipcache.get(`${cIp}/32`)?.identity, cId, `${node.name} ipcache row of c`);
+      const peers = maps.policy.read(guarded.id).map((e) => e.peer);
+      t.true(peers.includes(cId), `${node.name}: ${guarded.pod} admits c's new identity`);
+      t.false(peers.includes(old.identity), `${node.name}: nothing left for c's old identity`);
     } finally {
       maps.close();
     }
@@ -148,7 +159,7 @@ test.serial('a relabelled pod gets a new identity; entries change on every node'
   const cep = JSON.parse(
     await kubectl(plan, ['get', 'ciliumendpoints', '-n', 'x', 'c', '-o', 'json']),
   );
-  t.is(cep.status.identity.id, aId);
+  t.is(cep.status.identity.id, cId);
 });
 
 test.serial(
@@ -173,6 +184,12 @@ ${invalid ? '      rules: {http: [{method: GET}]}\n' : ''}`;
       const s = await statuses(plan);
       return [...s.values()].every((x) => x.policies.invalid.length === 1) ? s : undefined;
     });
+    for (const node of plan.clusters[0]!.nodes)
+      t.regex(
+        readFileSync(join(node.dir, 'agent.log'), 'utf8'),
+        /guard-a.*policy rejected|policy rejected.*guard-a/,
+        `${node.name} logs the rejection`,
+      );
     for (const s of st.values()) {
       const inv = s.policies.invalid[0]!;
       t.is(inv.key, 'CiliumNetworkPolicy/x/guard-a');
@@ -221,7 +238,7 @@ async function packetsMatchEngineAgainst(
 test.serial('a deleted policy lets traffic through again', async (t) => {
   const { plan } = lab();
   const pods = await waitForPods(plan, ['c1/x/a', 'c1/x/b', 'c1/x/c', 'c1/x/e']);
-  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=c', '--overwrite']);
+  await kubectl(plan, ['label', 'pod', '-n', 'x', 'c', 'app=c', 'tier-', '--overwrite']);
   const denied = await packetsMatchEngine(t, pods);
   t.false(allowed(denied, 'c', 'b'));
   await kubectl(plan, ['delete', 'networkpolicy', '-n', 'x', 'allow-a-to-b']);
