@@ -56,7 +56,7 @@ export class WireguardAgent {
       slot,
       netns: o.netns,
       stateDir: o.stateDir,
-      privateKeyFile: key.path,
+      privateKey: key.privateKey,
       mtu,
       mode: o.mode,
     });

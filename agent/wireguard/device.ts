@@ -17,7 +17,8 @@ export interface DeviceOptions {
   /** /run/netns/NAME of the node; undefined = the caller's namespace */
   netns?: string;
   stateDir: string;
-  privateKeyFile: string;
+  /** base64 private key (keys.ts) */
+  privateKey: string;
   mtu: number;
   /** 'auto' tries the kernel first */
   mode?: 'auto' | 'wireguard-go';
@@ -49,7 +50,7 @@ export const socketPath = (stateDir: string, ifname: string): string =>
 export async function ensureDevice(o: DeviceOptions): Promise<Device> {
   await mkdir(wgRunDir(o.stateDir), { recursive: true, mode: 0o700 });
   const device = (await adopt(o)) ?? (await create(o));
-  await device.control.setDevice({ privateKeyFile: o.privateKeyFile, listenPort: o.slot.port });
+  await device.control.setDevice({ privateKey: o.privateKey, listenPort: o.slot.port });
   await mustRun(ipIn(o.netns, ['link', 'set', 'dev', o.slot.ifname, 'mtu', String(o.mtu), 'up']));
   return device;
 }

@@ -48,7 +48,7 @@ export async function createNextDevice(o: {
     slot,
     netns: o.netns,
     stateDir: o.stateDir,
-    privateKeyFile: key.path,
+    privateKey: key.privateKey,
     mtu: o.mtu,
   });
   const peers = (await o.active.control.dump()).peers;

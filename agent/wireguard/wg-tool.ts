@@ -31,12 +31,18 @@ export class WgTool implements WgControl {
     return parseDump(await this.wg(['show', this.target.ifname, 'dump']));
   }
 
-  /** Private key read from a file path visible in the device's mount namespace. */
-  async setDevice(opts: { privateKeyFile?: string; listenPort?: number }): Promise<void> {
+  /** The private key goes through stdin: no file path has to exist in the daemon's namespace. */
+  async setDevice(opts: { privateKey?: string; listenPort?: number }): Promise<void> {
     const args = ['set', this.target.ifname];
-    if (opts.privateKeyFile) args.push('private-key', opts.privateKeyFile);
+    if (opts.privateKey) args.push('private-key', '/dev/stdin');
     if (opts.listenPort !== undefined) args.push('listen-port', String(opts.listenPort));
-    await this.wg(args);
+    if (!opts.privateKey) return void (await this.wg(args));
+    // Our stdin is a socket, which `wg` cannot fopen as /dev/stdin: `cat` turns it into a pipe.
+    const script = 'cat | exec wg "$@"';
+    await mustRun(
+      enterDevice(this.target, ['sh', '-c', script, 'sh', ...args]),
+      opts.privateKey + '\n',
+    );
   }
 
   async setPeers(peers: PeerSpec[]): Promise<void> {

@@ -205,6 +205,7 @@ test.serial('100 MB through the tunnel arrives intact', async (t) => {
   const blob = `${topo.dir}/blob`;
   await mustRun(['sh', '-c', `head -c 100000000 /dev/urandom > ${blob}`]);
   const want = (await mustRun(['sha256sum', blob])).split(' ')[0];
+  const txBefore = (await agentOf(a).status()).peers[0]?.txBytes ?? 0;
   const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7004', '110']);
   await sink.waitFor((o) => o.includes('listening'));
   const send = new NsProcess(a.podNetns, ['node', FLOW, 'send', b.podIP, '7004', blob]);
@@ -213,6 +214,8 @@ test.serial('100 MB through the tunnel arrives intact', async (t) => {
   const res = sink.lines().find((l) => 'bytes' in l);
   t.is(res?.bytes, 100_000_000);
   t.is(res?.sha256, want);
+  const txAfter = (await agentOf(a).status()).peers[0]?.txBytes ?? 0;
+  t.true(txAfter - txBefore >= 100_000_000, 'the transfer went through the tunnel');
 });
 
 test.serial('a public key claimed by two nodes is refused for both, with a reason', async (t) => {
