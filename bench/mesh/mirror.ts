@@ -100,6 +100,41 @@ async function watchIpcache(client: Etcd3, fromRevision: number, n: number) {
   return { all, firstWriteAt: () => first, seen, cancel: () => watcher.cancel() };
 }
 
+/** With the mirror running: N more endpoints created; how fast their keys follow. */
+async function liveSync(client: Etcd3, kube: KubeClient, n: number) {
+  const rev = Number(
+    (await client.kv.range({ key: Buffer.from('cilium/'), limit: 1 })).header.revision,
+  );
+  const watch = await watchIpcache(client, rev + 1, n);
+  const started = performance.now();
+  await pool(n, CREATE_IN_FLIGHT, (i) =>
+    kube.create(
+      defs.CiliumEndpoints,
+      endpoint(`q${i}`, ipOf(n + i), 65537, '172.18.0.6', 'bench', true),
+    ),
+  );
+  const createdAt = performance.now();
+  const allAt = await withDeadline(watch.all, () => `live: only ${watch.seen.size}/${n} keys`);
+  watch.cancel();
+  return {
+    rate: n / ((allAt - started) / 1000),
+    createRate: n / ((createdAt - started) / 1000),
+    lagMs: allAt - createdAt,
+  };
+}
+
+function withDeadline<T>(p: Promise<T>, what: () => string): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`${what()} before the deadline`)),
+        Math.max(0, deadline - Date.now()),
+      ).unref(),
+    ),
+  ]);
+}
+
 async function main(): Promise<void> {
   let ns: TestNetns | undefined;
   let kubeEtcd: RunningEtcd | undefined;
@@ -184,6 +219,7 @@ async function main(): Promise<void> {
     watch.cancel();
     const endToEnd = N / ((allAt - started) / 1000);
     const writePhase = N / ((allAt - watch.firstWriteAt()) / 1000);
+    const live = await liveSync(writer, kube, N);
     const raw2 = await rawPutRate(writer, 2);
     const raw = (raw1 + raw2) / 2;
     const stats = server.status().writer;
@@ -209,6 +245,9 @@ async function main(): Promise<void> {
       `  ratio end-to-end / raw                     ${(endToEnd / raw).toFixed(2)} (target >= 0.8)`,
     );
     console.log(`  ratio write phase / raw                    ${(writePhase / raw).toFixed(2)}`);
+    console.log(
+      `  live: ${N} more created while mirroring ${fmt(live.rate)}/s keys (created at ${fmt(live.createRate).trim()}/s); last key ${Math.round(live.lagMs)} ms after the last create`,
+    );
     console.log(
       `  mirror transactions ${stats.txns}, puts ${stats.puts}, ops/txn ${(stats.puts / Math.max(1, stats.txns)).toFixed(1)}`,
     );
