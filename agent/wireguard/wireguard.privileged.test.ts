@@ -273,6 +273,18 @@ test.serial(
     const next = await startAgent(a);
     await next.setPeers(table());
     t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
+    // the restarted agent found the pinned ranges and converges them without rewriting
+    t.deepEqual([...next.strict!.ranges()].sort(), [
+      [a.podCIDR, 3],
+      [b.podCIDR, 2],
+    ]);
+    t.deepEqual(next.strict!.setRanges([a.podCIDR], [a.podCIDR, b.podCIDR]), {
+      added: 0,
+      removed: 0,
+    });
+    t.deepEqual(next.strict!.setRanges([a.podCIDR], [a.podCIDR]), { added: 0, removed: 1 });
+    await next.resync();
+    t.is(next.strict!.ranges().size, 2);
   },
 );
 
