@@ -30,6 +30,11 @@ export const MapNames = {
   events: 'isth_events_v1',
   counters: 'isth_counts_v1',
   stats: 'isth_stats_v1',
+  lbServices: 'isth_lbsvc_v1',
+  lbSlots: 'isth_lbslot_v1',
+  lbBackends: 'isth_lbbe_v1',
+  lbCt: 'isth_lbct_v1',
+  lbRevNat: 'isth_lbrev_v1',
 } as const;
 
 export const ProgramNames = { fromPod: 'from_pod', toPod: 'to_pod' } as const;
@@ -44,6 +49,7 @@ export const DropReason = {
   UNKNOWN_ENDPOINT: 3,
   UNSUPPORTED_L3: 4,
   MALFORMED: 5,
+  NO_SERVICE_BACKEND: 6,
 } as const;
 
 export const DropReasonName: Record<number, string> = {
@@ -53,6 +59,10 @@ export const DropReasonName: Record<number, string> = {
   3: 'unknown-endpoint',
   4: 'unsupported-l3',
   5: 'malformed',
+  6: 'no-service-backend',
 };
 
 export const EVENT_F_NEW_CONNECTION = 1 << 0;
+
+/** Source address a pod sees when it reaches itself through a service (LB_HAIRPIN_IPV4). */
+export const LB_HAIRPIN_IPV4 = '169.254.42.1';

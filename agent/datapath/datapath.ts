@@ -22,6 +22,7 @@ import { ctMap } from './ct-map.ts';
 import { endpointMap } from './endpoint-map.ts';
 import { decodeFlowEvent, type FlowEvent } from './events.ts';
 import { ipcacheMap } from './ipcache-map.ts';
+import { lbMaps } from './lb-maps.ts';
 import { MapsDatapath } from './maps-datapath.ts';
 import { policyMap } from './policy-map.ts';
 import { prefixMap } from './prefix-map.ts';
@@ -89,6 +90,12 @@ class LoadedDatapath extends MapsDatapath {
       ct: ctMap(fd(MapNames.ct)),
       counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
       stats: statsMap(fd(MapNames.stats), addon.possibleCpus()),
+      lb: lbMaps({
+        services: fd(MapNames.lbServices),
+        slots: fd(MapNames.lbSlots),
+        backends: fd(MapNames.lbBackends),
+        ct: fd(MapNames.lbCt),
+      }),
     });
     this.eventsFd = fd(MapNames.events);
     this.fromPodFd = addon.programFd(handle, ProgramNames.fromPod);

@@ -8,6 +8,7 @@ import { ctCodec, ctMap } from './ct-map.ts';
 import { endpointCodec, endpointMap } from './endpoint-map.ts';
 import type { FlowEvent } from './events.ts';
 import { ipcacheCodec, ipcacheMap } from './ipcache-map.ts';
+import { lbBackendCodec, lbCtCodec, lbMaps, lbServiceCodec, lbSlotCodec } from './lb-maps.ts';
 import { memoryBackend } from './map-backend.ts';
 import { MapsDatapath } from './maps-datapath.ts';
 import { policyCodec, policyMap } from './policy-map.ts';
@@ -46,6 +47,12 @@ export class FakeDatapath extends MapsDatapath {
       ct: ctMap(memory(5, MapNames.ct, ctCodec.keySize, ctCodec.valueSize, 262144)),
       counters: counterMap(memory(7, MapNames.counters, 4, 64 * FAKE_CPUS, 65536), FAKE_CPUS),
       stats: statsMap(memory(8, MapNames.stats, 4, 8 * FAKE_CPUS, 4), FAKE_CPUS),
+      lb: lbMaps({
+        services: memory(9, MapNames.lbServices, lbServiceCodec.keySize, 8, 65536),
+        slots: memory(10, MapNames.lbSlots, lbSlotCodec.keySize, 4, 524288),
+        backends: memory(11, MapNames.lbBackends, 4, lbBackendCodec.valueSize, 524288),
+        ct: memory(12, MapNames.lbCt, lbCtCodec.keySize, lbCtCodec.valueSize, 262144),
+      }),
     });
   }
 

@@ -6,6 +6,7 @@ import type { CtMap } from './ct-map.ts';
 import type { EndpointMap } from './endpoint-map.ts';
 import type { FlowEvent } from './events.ts';
 import type { IpcacheMap } from './ipcache-map.ts';
+import type { LbMaps } from './lb-maps.ts';
 import type { PolicyMap } from './policy-map.ts';
 import type { PrefixMap } from './prefix-map.ts';
 import type { StatsMap } from './stats-map.ts';
@@ -19,6 +20,7 @@ export interface DatapathMapSet {
   ct: CtMap;
   counters: CounterMap;
   stats: StatsMap;
+  lb: LbMaps;
 }
 
 export abstract class MapsDatapath implements Datapath {
@@ -29,6 +31,7 @@ export abstract class MapsDatapath implements Datapath {
   readonly ct: CtMap;
   readonly counters: CounterMap;
   readonly stats: StatsMap;
+  readonly lb: LbMaps;
 
   constructor(maps: DatapathMapSet) {
     this.ipcache = maps.ipcache;
@@ -38,6 +41,7 @@ export abstract class MapsDatapath implements Datapath {
     this.ct = maps.ct;
     this.counters = maps.counters;
     this.stats = maps.stats;
+    this.lb = maps.lb;
   }
 
   abstract mapIds(): Record<string, number>;

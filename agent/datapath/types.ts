@@ -6,6 +6,7 @@ import type { CtMap } from './ct-map.ts';
 import type { EndpointMap } from './endpoint-map.ts';
 import type { FlowEvent } from './events.ts';
 import type { IpcacheMap } from './ipcache-map.ts';
+import type { LbMaps } from './lb-maps.ts';
 import type { PolicyMap } from './policy-map.ts';
 import type { PrefixMap } from './prefix-map.ts';
 import type { StatsMap } from './stats-map.ts';
@@ -37,6 +38,8 @@ export interface Datapath {
   readonly counters: CounterMap;
   /** datapath-wide statistics by Stat index, e.g. flow events lost to a full ring buffer */
   readonly stats: StatsMap;
+  /** service load-balancing: frontends, slots, backends, connection -> backend */
+  readonly lb: LbMaps;
   /** kernel map ids by map name (unchanged across restarts when pins were adopted) */
   mapIds(): Record<string, number>;
   /** program ids of this load */

@@ -40,8 +40,13 @@
 #define DROP_UNKNOWN_ENDPOINT 3 /* source (from pod) or destination (to pod) is not this interface's endpoint */
 #define DROP_UNSUPPORTED_L3 4
 #define DROP_MALFORMED 5
+#define DROP_NO_SERVICE_BACKEND 6 /* a frontend with no backend: answered with ICMP port unreachable */
 
 /* flow_event.flags */
 #define EVENT_F_NEW_CONNECTION (1 << 0)
 #define EVENT_F_REPLY (1 << 1)
 #define EVENT_F_ICMP_ERROR (1 << 2)
+
+/* Source address of hairpin connections (a pod reaching itself through a service): the pod's
+ * own address as source would be a martian, so it sees this one (Cilium's IPv4 loopback). */
+#define LB_HAIRPIN_IPV4 0xa9fe2a01 /* 169.254.42.1, host order */

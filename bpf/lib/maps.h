@@ -197,3 +197,120 @@ struct {
 	__uint(max_entries, STAT_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } isth_stats_v1 SEC(".maps");
+
+/* ---- Service load-balancing (bpf/lib/lb.h). Codecs: agent/datapath/lb-maps.ts ---- */
+
+/* services: frontend ClusterIP:port/protocol -> service. */
+struct lb_svc_key {
+	__u8 addr[16];
+	__be16 port;
+	__u8 protocol;
+	__u8 family;
+};
+
+#define LB_SVC_F_HAIRPIN_OK (1 << 0) /* reserved: hairpin is always allowed today */
+
+struct lb_svc_value {
+	__u32 service_id;
+	__u16 count; /* backend slots 0..count-1 in isth_lbslot_v1; 0 = reject new connections */
+	__u8 flags;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_svc_key);
+	__type(value, struct lb_svc_value);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_lbsvc_v1 SEC(".maps");
+
+/* slots: (service, slot) -> backend id; selection picks a slot of a new connection. */
+struct lb_slot_key {
+	__u32 service_id;
+	__u32 slot;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_slot_key);
+	__type(value, __u32); /* backend id */
+	__uint(max_entries, 524288);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_lbslot_v1 SEC(".maps");
+
+/* backends: stable backend id -> address:port. A connection whose backend id is gone is
+ * re-balanced; any other change leaves it on its backend. */
+struct lb_backend {
+	__u8 addr[16];
+	__be16 port;
+	__u8 family;
+	__u8 flags;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+	__uint(max_entries, 524288);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_lbbe_v1 SEC(".maps");
+
+/* lbct: a client's connection to a frontend -> the backend it was given. */
+struct lb_ct_key {
+	__u8 client[16];
+	__u8 vaddr[16];
+	__be16 cport;
+	__be16 vport;
+	__u8 protocol;
+	__u8 family;
+	__u16 pad;
+};
+
+#define LB_CT_F_HAIRPIN (1 << 0)
+
+struct lb_ct_value {
+	__u64 expires_ns;
+	__u32 backend_id;
+	__u32 service_id;
+	__u8 flags; /* LB_CT_F_* */
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb_ct_key);
+	__type(value, struct lb_ct_value);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_lbct_v1 SEC(".maps");
+
+/* revnat: a reply as it leaves the backend (backend -> client as seen on the wire, the client
+ * being the hairpin address for hairpin connections) -> the frontend to answer from. */
+struct lb_rev_key {
+	__u8 caddr[16];
+	__u8 baddr[16];
+	__be16 cport;
+	__be16 bport;
+	__u8 protocol;
+	__u8 family;
+	__u16 pad;
+};
+
+struct lb_rev_value {
+	__u8 vaddr[16];
+	__u8 client[16]; /* the real client (differs from caddr for hairpin) */
+	__be16 vport;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb_rev_key);
+	__type(value, struct lb_rev_value);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} isth_lbrev_v1 SEC(".maps");

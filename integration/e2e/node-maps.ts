@@ -9,6 +9,7 @@ import { counterMap } from '../../agent/datapath/counter-map.ts';
 import { ctMap } from '../../agent/datapath/ct-map.ts';
 import { endpointMap } from '../../agent/datapath/endpoint-map.ts';
 import { decodeFlowEvent, type FlowEvent } from '../../agent/datapath/events.ts';
+import { lbMaps } from '../../agent/datapath/lb-maps.ts';
 import { ipcacheMap } from '../../agent/datapath/ipcache-map.ts';
 import { MapsDatapath } from '../../agent/datapath/maps-datapath.ts';
 import { policyMap } from '../../agent/datapath/policy-map.ts';
@@ -74,6 +75,12 @@ export class NodeMaps extends MapsDatapath {
       ct: ctMap(fd(MapNames.ct)),
       counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
       stats: statsMap(fd(MapNames.stats), addon.possibleCpus()),
+      lb: lbMaps({
+        services: fd(MapNames.lbServices),
+        slots: fd(MapNames.lbSlots),
+        backends: fd(MapNames.lbBackends),
+        ct: fd(MapNames.lbCt),
+      }),
     });
     this.eventsFd = fd(MapNames.events);
     this.fds = fds;

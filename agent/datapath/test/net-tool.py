@@ -146,6 +146,84 @@ def ping(ip, timeout):
     rc = subprocess.call(['ping', '-c1', '-W', str(int(timeout)), ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out(ok=rc == 0)
 
+def who_server(port, seconds, me):
+    """TCP and UDP on port: every message is answered with `me` (the pod's address), so a client
+    of a service can tell which backend answered."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('0.0.0.0', port)); ls.listen(256); ls.setblocking(False)
+    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); us.bind(('0.0.0.0', port)); us.setblocking(False)
+    sel.register(ls, selectors.EVENT_READ); sel.register(us, selectors.EVENT_READ)
+    out(listening=port)
+    end = time.time() + seconds; answer = me.encode()
+    while time.time() < end:
+        for key, _ in sel.select(timeout=0.2):
+            s = key.fileobj
+            if s is ls:
+                c, _ = ls.accept(); c.setblocking(False); sel.register(c, selectors.EVENT_READ)
+            elif s is us:
+                try:
+                    _, peer = us.recvfrom(2048); us.sendto(answer, peer)
+                except OSError: pass
+            else:
+                try: data = s.recv(2048)
+                except OSError: data = b''
+                if not data: sel.unregister(s); s.close()
+                else:
+                    try: s.sendall(answer)
+                    except OSError: pass
+
+def who_once(s):
+    s.sendall(b'who'); data = s.recv(64)
+    if not data: raise ConnectionError('closed')
+    return data.decode()
+
+def tcp_who(ip, port, count, timeout):
+    """count sequential connections (at most 5000); counts the answering backends."""
+    counts, errors = {}, {}
+    for _ in range(min(count, 5000)):
+        s = socket.socket(); s.settimeout(timeout)
+        try:
+            s.connect((ip, port)); who = who_once(s); counts[who] = counts.get(who, 0) + 1
+        except OSError as e:
+            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+        finally:
+            s.close()
+    out(counts=counts, errors=errors)
+
+def tcp_who_stream(ip, port, seconds, interval):
+    """One connection asking who answers every interval; a line per round {seq, ok, who}."""
+    s = socket.socket(); s.settimeout(2)
+    try: s.connect((ip, port))
+    except OSError as e: out(seq=-1, ok=False, error=type(e).__name__); return
+    end = time.time() + seconds; seq = 0
+    while time.time() < end:
+        try: out(seq=seq, ok=True, who=who_once(s))
+        except OSError as e: out(seq=seq, ok=False, error=type(e).__name__); return
+        seq += 1; time.sleep(interval)
+
+def udp_who(ip, port, rounds, interval, sport):
+    """One UDP flow (fixed source port) asking who answers, rounds times; one summary line."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+    if sport: s.bind(('0.0.0.0', sport))
+    s.connect((ip, port)); whos, errors = [], {}
+    for _ in range(min(rounds, 1000)):
+        try: s.send(b'who'); whos.append(s.recv(64).decode())
+        except OSError as e: errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+        time.sleep(interval)
+    out(whos=whos, errors=errors)
+
+def conn_rate(ip, port, seconds):
+    """New TCP connections (connect, ask, close) as fast as possible for `seconds` (<= 200000)."""
+    done = failed = 0; start = time.time(); end = start + seconds
+    while time.time() < end and done + failed < 200000:
+        s = socket.socket(); s.settimeout(1)
+        try: s.connect((ip, port)); who_once(s); done += 1
+        except OSError: failed += 1
+        finally: s.close()
+    out(connections=done, failed=failed, seconds=time.time() - start)
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == 'tcp-server': tcp_server(int(args[0]), float(args[1]))
@@ -157,6 +235,11 @@ def main():
     elif mode == 'udp-flood': udp_flood(args[0], int(args[1]), float(args[2]))
     elif mode == 'ping': ping(args[0], float(args[1]))
     elif mode == 'sniff': sniff(args[0], int(args[1]), float(args[2]))
+    elif mode == 'who-server': who_server(int(args[0]), float(args[1]), args[2])
+    elif mode == 'tcp-who': tcp_who(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif mode == 'tcp-who-stream': tcp_who_stream(args[0], int(args[1]), float(args[2]), float(args[3]))
+    elif mode == 'udp-who': udp_who(args[0], int(args[1]), int(args[2]), float(args[3]), int(args[4]))
+    elif mode == 'conn-rate': conn_rate(args[0], int(args[1]), float(args[2]))
     else: sys.exit('unknown mode ' + mode)
 
 main()
