@@ -121,3 +121,27 @@ test('PrefixMirror prunes leftovers only at sync, then writes the canary', async
     'the unchanged key is not rewritten',
   );
 });
+
+test('the full pass repairs keys changed, deleted or added behind the writer', async (t) => {
+  const kv = new FakeMeshKv();
+  const key = (n: string) => `${NODES_PREFIX}/c1/${n}`;
+  const w = new MeshWriter(kv);
+  const m = new PrefixMirror(w, 'c1', NODES_PREFIX, `${NODES_PREFIX}/c1/`);
+  await m.load();
+  t.is(await m.resync(), 0, 'no full pass before the initial sync');
+  m.put(key('a'), 'A');
+  m.put(key('b'), 'B');
+  m.put(key('c'), 'C');
+  await m.markSynced();
+  const txns = kv.txns.length;
+  t.is(await m.resync(), 0);
+  t.is(kv.txns.length, txns, 'nothing rewritten when nothing drifted');
+  kv.data.delete(key('a'));
+  kv.data.set(key('b'), 'tampered');
+  kv.data.set(key('intruder'), 'x');
+  t.is(await m.resync(), 3);
+  t.is(kv.data.get(key('a')), 'A');
+  t.is(kv.data.get(key('b')), 'B');
+  t.false(kv.data.has(key('intruder')));
+  t.is(kv.data.get(key('c')), 'C');
+});

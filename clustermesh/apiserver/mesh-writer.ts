@@ -43,10 +43,15 @@ export class MeshWriter {
     return Math.max(this.maxOps, this.rate);
   }
 
-  /** Reads what etcd holds under `prefix` (before any write there); returns the keys found. */
+  /** (Re)reads what etcd holds under `prefix`, e.g. to repair drift; returns the keys found. */
   async load(prefix: string): Promise<Set<string>> {
     const found = await this.kv.list(prefix);
-    for (const [key, value] of found) if (!this.pending.has(key)) this.stored.set(key, value);
+    // Keys being written keep what this writer knows; the listing may predate their commit.
+    const busy = (key: string) => this.pending.has(key) || this.inflight.has(key);
+    for (const key of [...this.stored.keys()]) {
+      if (key.startsWith(prefix) && !found.has(key) && !busy(key)) this.stored.delete(key);
+    }
+    for (const [key, value] of found) if (!busy(key)) this.stored.set(key, value);
     return new Set(found.keys());
   }
 

@@ -171,6 +171,17 @@ test.serial(
       [clusterConfigKey('c1'), ...canaries, identityKey(65538)].sort(),
     );
     t.is(server.status().writer.failedTxns, 0);
+
+    // Drift behind the server's back (root may write) is repaired by the full pass.
+    const identityValue = final.get(identityKey(65538))!;
+    await f.meshRoot.delete().key(identityKey(65538));
+    await f.meshRoot.put(clusterConfigKey('c1')).value('{"id":9}');
+    await f.meshRoot.put(ipcacheKey('10.9.9.9')).value('{}');
+    t.is(await server.resync(), 3);
+    const repaired = await meshState(f.meshRoot);
+    t.is(repaired.get(identityKey(65538)), identityValue);
+    t.deepEqual(repaired.get(clusterConfigKey('c1')), final.get(clusterConfigKey('c1')));
+    t.false(repaired.has(ipcacheKey('10.9.9.9')));
   },
 );
 

@@ -12,7 +12,7 @@ import type { MeshWriter } from './mesh-writer.ts';
 
 export class PrefixMirror {
   private found = new Set<string>();
-  private readonly desired = new Set<string>();
+  private readonly desired = new Map<string, string>();
   private syncedAt: Date | undefined;
 
   constructor(
@@ -30,7 +30,7 @@ export class PrefixMirror {
   }
 
   put(key: string, value: string): void {
-    this.desired.add(key);
+    this.desired.set(key, value);
     this.writer.set(key, value);
   }
 
@@ -45,6 +45,21 @@ export class PrefixMirror {
 
   get size(): number {
     return this.desired.size;
+  }
+
+  /**
+   * The periodic full pass: re-reads the prefix and rewrites what differs from the desired state
+   * (a key deleted or changed behind our back), deleting what is not desired. Returns the repairs.
+   */
+  async resync(): Promise<number> {
+    if (!this.isSynced) return 0;
+    const found = await this.writer.load(this.scanPrefix);
+    const before = this.writer.backlog;
+    for (const [key, value] of this.desired) this.writer.set(key, value);
+    for (const key of found) if (!this.desired.has(key)) this.writer.set(key, undefined);
+    const repairs = this.writer.backlog - before;
+    await this.writer.barrier();
+    return repairs;
   }
 
   /** The source listed everything: prune leftovers, wait until written, then the canary. */

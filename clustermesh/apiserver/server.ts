@@ -56,6 +56,8 @@ export interface ClusterMeshApiServerOptions {
   kube: KubeApi;
   kv: MeshKv;
   writer?: MeshWriterOptions;
+  /** Period of the full pass that repairs drift in the mesh etcd; default 5 minutes. */
+  resyncIntervalMs?: number;
   onLog?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -90,6 +92,7 @@ export class ClusterMeshApiServer {
   private readonly resources: Resource<KubeObject>[] = [];
   private readonly slicesByService = new Map<string, Map<string, EndpointSlice>>();
   private readonly pending: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private started = false;
   private syncedResolve!: () => void;
@@ -121,6 +124,23 @@ export class ClusterMeshApiServer {
     this.synced.catch(() => {}); // a stop before sync is not an unhandled rejection
   }
 
+  /** Re-reads every prefix and repairs drift (also run every `resyncIntervalMs`). */
+  async resync(): Promise<number> {
+    let repairs = 0;
+    const { name, id } = this.opts.cluster;
+    const configKey = clusterConfigKey(name);
+    const config = encodeClusterConfig(clusterConfigFor(id));
+    await this.writer.load(configKey);
+    if (this.writer.storedValue(configKey) !== config) repairs++;
+    this.writer.set(configKey, config);
+    for (const [prefix, m] of Object.entries(this.mirrors)) {
+      const n = await m.resync();
+      if (n > 0) this.opts.onLog?.('drift-repaired', { prefix, keys: n });
+      repairs += n;
+    }
+    return repairs;
+  }
+
   /** Learns what the mesh etcd holds, writes the cluster config, starts the watches. */
   async start(): Promise<void> {
     if (this.started) return;
@@ -146,11 +166,19 @@ export class ClusterMeshApiServer {
     this.startNodes();
     this.startServices();
     void this.whenAllSynced();
+    this.resyncTimer = setInterval(
+      () => {
+        this.resync().catch((err) => this.opts.onLog?.('resync-failed', { error: String(err) }));
+      },
+      this.opts.resyncIntervalMs ?? 5 * 60_000,
+    );
+    this.resyncTimer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     await Promise.all(this.resources.map((r) => r.stop()));
     this.writer.stop();
     this.syncedReject(
