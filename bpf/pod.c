@@ -32,7 +32,7 @@ static __always_inline int reject_packet(struct __sk_buff *skb, const struct tup
 	vc->drop_reason = DROP_NO_SERVICE_BACKEND;
 	count_packet(skb, vc->endpoint_id, vc->direction, 1);
 	emit_event(skb, t, vc);
-	int rc = lb_reject_icmp(skb);
+	int rc = lb_reject_icmp(skb, t->protocol);
 	return rc < 0 ? TC_ACT_SHOT : rc;
 }
 

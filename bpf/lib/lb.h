@@ -202,24 +202,26 @@ struct icmp_reject {
 	__u8 ip[20];
 	__u8 icmp[8];
 	__u8 quoted_ip[20];
-	__u8 quoted_l4[8];
+	__u8 quoted_l4[20];
 };
 
-/* Turns the packet into ICMP port unreachable from the frontend and hands it to the pod.
- * Returns the tc verdict, or -1 when the packet cannot be turned (then drop it). */
-static __always_inline int lb_reject_icmp(struct __sk_buff *skb)
+/* Turns the packet into ICMP port unreachable from the frontend and hands it to the pod,
+ * quoting `quote` bytes of L4 (TCP: 20, since a checksum-offloaded skb cannot be cut inside the
+ * header the checksum covers; UDP: 8). Returns the tc verdict, or -1 (then drop the packet). */
+static __always_inline int lb_reject_icmp_quoting(struct __sk_buff *skb, const __u32 quote)
 {
 	struct icmp_reject r = {};
 	__u8 eth[ETH_HLEN], swapped[ETH_HLEN];
+	const __u32 len = 48 + quote; /* ICMP packet: ip 20 + icmp 8 + quoted ip 20 + quote */
 	if (bpf_skb_load_bytes(skb, 0, eth, ETH_HLEN) < 0 ||
 	    bpf_skb_load_bytes(skb, ETH_HLEN, r.quoted_ip, 20) < 0 || (r.quoted_ip[0] & 0x0f) != 5 ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN + 20, r.quoted_l4, 8) < 0)
+	    bpf_skb_load_bytes(skb, ETH_HLEN + 20, r.quoted_l4, quote) < 0)
 		return -1;
 	__builtin_memcpy(swapped, eth + 6, 6);
 	__builtin_memcpy(swapped + 6, eth, 6);
 	__builtin_memcpy(swapped + 12, eth + 12, 2);
 	r.ip[0] = 0x45;
-	r.ip[3] = sizeof(r); /* total length 56 */
+	r.ip[3] = len;
 	r.ip[8] = 64;
 	r.ip[9] = IPPROTO_ICMP;
 	__builtin_memcpy(r.ip + 12, r.quoted_ip + 16, 4); /* from the frontend */
@@ -228,12 +230,19 @@ static __always_inline int lb_reject_icmp(struct __sk_buff *skb)
 	r.icmp[1] = 3; /* port unreachable */
 	__u16 ipsum = csum_fold(bpf_csum_diff(0, 0, (__be32 *)r.ip, 20, 0));
 	__builtin_memcpy(r.ip + 10, &ipsum, 2);
-	__u16 icmpsum = csum_fold(bpf_csum_diff(0, 0, (__be32 *)r.icmp, 36, 0));
+	__u16 icmpsum = csum_fold(bpf_csum_diff(0, 0, (__be32 *)r.icmp, len - 20, 0));
 	__builtin_memcpy(r.icmp + 2, &icmpsum, 2);
-	if (bpf_skb_change_tail(skb, ETH_HLEN + 28, 0) < 0 ||
+	if (bpf_skb_change_tail(skb, ETH_HLEN + 20 + quote, 0) < 0 ||
 	    bpf_skb_adjust_room(skb, 28, BPF_ADJ_ROOM_NET, 0) < 0 ||
 	    bpf_skb_store_bytes(skb, 0, swapped, ETH_HLEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, &r, sizeof(r), 0) < 0)
+	    bpf_skb_store_bytes(skb, ETH_HLEN, &r, len, 0) < 0)
 		return -1;
 	return bpf_redirect_peer(skb->ifindex, 0);
+}
+
+static __always_inline int lb_reject_icmp(struct __sk_buff *skb, __u8 protocol)
+{
+	if (protocol == IPPROTO_TCP)
+		return lb_reject_icmp_quoting(skb, 20);
+	return lb_reject_icmp_quoting(skb, 8);
 }
