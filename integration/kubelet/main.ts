@@ -4,6 +4,7 @@
 // logs JSON lines on stdout; stops on SIGTERM (pods stay: they belong to the lab, not the process).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { EndpointSliceController } from './endpointslices.ts';
 import { ClusterKubelet } from './kubelet.ts';
 import type { KubeletConfig } from './types.ts';
 
@@ -20,11 +21,14 @@ async function main(): Promise<void> {
   const kubelet = new ClusterKubelet(config, log);
   await kubelet.start();
   await kubelet.idle();
+  const slices = new EndpointSliceController(config.apiAddress, log);
+  await slices.start();
   log('ready', { ready: true, cluster: config.cluster, nodes: config.nodes.map((n) => n.name) });
   // The watch's sockets may be closed between retries (their timers are unref'd): stay alive.
   const alive = setInterval(() => {}, 60_000);
   const shutdown = async () => {
     clearInterval(alive);
+    await slices.stop();
     await kubelet.stop();
     process.exit(0);
   };
