@@ -40,7 +40,8 @@ export interface AgentConfig {
 export interface AgentDeps {
   datapath: EndpointDatapath;
   /** the maps the control plane writes (policy, prefixes, endpoint flags, ipcache) */
-  maps?: Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged' | 'ipcache'>;
+  maps?: Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged' | 'ipcache'> &
+    Partial<Pick<Datapath, 'lb'>>;
   netlink?: RouteNetlink;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }

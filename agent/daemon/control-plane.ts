@@ -23,6 +23,7 @@ import { PolicyEngine } from '../policy/engine.ts';
 import type { PolicyKind } from '../policy/types.ts';
 import type { NodeRouteReconciler } from '../routing/reconciler.ts';
 import type { NodeRoute } from '../routing/types.ts';
+import { ServiceSync } from '../services/service-sync.ts';
 import { EndpointPolicyReconciler } from './endpoint-policy.ts';
 import { LocalEndpoints, protocolNumber } from './local-endpoints.ts';
 import { NodeTable } from './node-table.ts';
@@ -44,7 +45,8 @@ export interface ControlPlaneConfig {
 }
 
 export interface ControlPlaneDeps {
-  maps: Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged' | 'ipcache'>;
+  maps: Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged' | 'ipcache'> &
+    Partial<Pick<Datapath, 'lb'>>;
   /** endpoint rows and programs */
   inner: EndpointDatapath;
   routes: NodeRouteReconciler;
@@ -62,6 +64,8 @@ const POLICY_KINDS = {
 
 export class AgentControlPlane {
   readonly endpoints: LocalEndpoints;
+  /** Services + EndpointSlices -> load-balancing maps (when the maps include them) */
+  readonly services: ServiceSync | undefined;
   private readonly api: KubeApi;
   private readonly watches: AgentWatches;
   private readonly engine: PolicyEngine;
@@ -100,6 +104,9 @@ export class AgentControlPlane {
       onRepair: (cidr, what) =>
         log('ipcache drifted from the desired state: repaired', { cidr, what }),
     });
+    this.services = deps.maps.lb
+      ? new ServiceSync(deps.maps.lb, { intervalMs: config.fullPassIntervalMs, log })
+      : undefined;
     this.endpointRows = new EndpointIpcache(r.endpoints);
     this.nodes = new NodeTable(
       { name: config.nodeName, ip: config.nodeIP, routerIP: config.routerIP },
@@ -194,6 +201,12 @@ export class AgentControlPlane {
       this.endpoints.onPod(key, pod, r.namespaces.get(pod?.metadata.namespace ?? '')),
     );
     this.endpoints.requeuePod = (key) => this.podsQueue?.add(key);
+    const services = this.services;
+    if (services) {
+      await this.consume('services', r.services, (key, svc) => services.onService(key, svc));
+      await this.consume('endpointSlices', r.endpointSlices, (key, s) => services.onSlice(key, s));
+      services.start();
+    }
     this.endpoints.markReady();
     this.policy.start();
     this.gc.start();
@@ -215,13 +228,14 @@ export class AgentControlPlane {
     this.policy.stop();
     this.ipcache.stop();
     this.gc.stop();
+    this.services?.stop();
     for (const q of this.queues) q.stop();
     await this.watches.stop();
   }
 
   /** Status with convergence read back from the maps against the API's current objects. */
-  status(): Promise<AgentStatus> {
-    return computeStatus({
+  async status(): Promise<AgentStatus> {
+    const status = await computeStatus({
       api: this.api,
       nodeName: this.config.nodeName,
       cluster: this.config.cluster.name,
@@ -233,6 +247,7 @@ export class AgentControlPlane {
       ipcache: this.ipcache,
       ipcacheDesired: this.ipcacheTable.all().size,
     });
+    return this.services ? { ...status, services: this.services.views() } : status;
   }
 
   /** Runs the policy and ipcache full passes now (tests, `agent status --repair` later). */

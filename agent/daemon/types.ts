@@ -1,5 +1,6 @@
 // What `isthmus agent status` shows, as served over the agent's endpoint socket. Imports nothing
 // from siblings.
+import type { ServiceView } from '../services/types.ts';
 
 /** A policy object the agent refused, with kube-apiserver-like reasons. */
 export interface InvalidPolicy {
@@ -44,4 +45,6 @@ export interface AgentStatus {
   ipcache: { size: number; desired: number; converged: boolean };
   policies: { enforced: number; invalid: InvalidPolicy[] };
   lastFullPass?: { at: string; checked: number; repaired: number };
+  /** the service table: frontends, backends by cluster, annotations in force, backends in use */
+  services?: ServiceView[];
 }
