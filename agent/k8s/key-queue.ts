@@ -147,7 +147,8 @@ export class KeyQueue {
   }
 
   private notifyIdle(): void {
-    if (this.length !== 0) return;
+    // Checked first: `length` builds a set of every key, too costly on each pump of a big list.
+    if (this.idleWaiters.length === 0 || this.length !== 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();

@@ -57,6 +57,9 @@ export class ClaimTakenError extends Error {
   }
 }
 
+/** Keys read per etcd range request when listing. */
+const LIST_CHUNK = 500;
+
 export class ObjectStore {
   constructor(
     private readonly etcd: Etcd3,
@@ -96,30 +99,43 @@ export class ObjectStore {
     let start = prefix;
     let revision: number | undefined;
     if (opts.continueToken) ({ start, revision } = decodeContinue(opts.continueToken, prefix));
-    const res = await this.rangeAt(prefix, start, revision);
-    const rv = revision ?? Number(res.header.revision);
     const items: KubeObject[] = [];
+    let rv = revision;
     let last: string | undefined;
     let more = false;
-    for (const kv of res.kvs) {
-      const obj = decode(kv);
-      if (!opts.filter(obj)) continue;
-      if (opts.limit !== undefined && items.length >= opts.limit) {
-        more = true;
-        break;
+    // Read in chunks at one revision: one range of a big collection overflows gRPC's message limit.
+    for (let from = start; ;) {
+      const res = await this.rangeAt(prefix, from, rv, LIST_CHUNK);
+      rv ??= Number(res.header.revision);
+      for (const kv of res.kvs) {
+        const obj = decode(kv);
+        if (!opts.filter(obj)) continue;
+        if (opts.limit !== undefined && items.length >= opts.limit) {
+          more = true;
+          break;
+        }
+        items.push(obj);
+        last = kv.key.toString();
       }
-      items.push(obj);
-      last = kv.key.toString();
+      const lastRead = res.kvs[res.kvs.length - 1];
+      if (more || !res.more || !lastRead) break;
+      from = lastRead.key.toString() + '\0';
     }
     const continueToken = more && last ? encodeContinue(last + '\0', rv) : undefined;
     return { items, resourceVersion: String(rv), ...(continueToken ? { continueToken } : {}) };
   }
 
-  private async rangeAt(prefix: string, start: string, revision: number | undefined) {
+  private async rangeAt(
+    prefix: string,
+    start: string,
+    revision: number | undefined,
+    limit: number,
+  ) {
     try {
       return await this.etcd.kv.range({
         key: Buffer.from(start),
         range_end: prefixEnd(prefix),
+        limit,
         ...(revision !== undefined ? { revision } : {}),
       });
     } catch (err) {
