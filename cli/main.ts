@@ -6,6 +6,7 @@ import { register as registerCerts } from './certs.ts';
 import { register as registerLab } from './lab.ts';
 import { register as registerDemo } from './demo.ts';
 import { register as registerAgent } from './agent.ts';
+import { register as registerService } from './service.ts';
 
 export function buildProgram(): Command {
   const program = new Command('isthmus')
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerDemo(program);
   registerAgent(program);
+  registerService(program);
   return program;
 }
 
