@@ -80,6 +80,7 @@ export class AgentControlPlane {
   private readonly publisher: EndpointPublisher;
   private readonly queues: KeyQueue[] = [];
   private readonly observed: Observed = new Map();
+  private podsQueue: KeyQueue | undefined;
   private synced = false;
 
   constructor(
@@ -149,8 +150,6 @@ export class AgentControlPlane {
       log,
     });
   }
-
-  private podsQueue: KeyQueue | undefined;
 
   /** Loads everything in dependency order; resolves once the state is synced and enforced. */
   async start(): Promise<void> {
