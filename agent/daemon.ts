@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { join } from 'node:path';
+import { startAgentMesh, type AgentMesh } from './clustermesh/mesh.ts';
 import { AgentControlPlane } from './daemon/control-plane.ts';
 import type { AgentStatus } from './daemon/types.ts';
 import type { Datapath } from './datapath/types.ts';
@@ -35,6 +36,8 @@ export interface AgentConfig {
   cluster?: { name: string; id: number };
   /** period of the policy and ipcache full passes that read the maps back (default 10 s) */
   fullPassIntervalMs?: number;
+  /** ClusterMesh: remote clusters' signed bundles (one file each) and the mesh CA to verify them */
+  clustermesh?: { bundleDir: string; caFile: string };
 }
 
 export interface AgentDeps {
@@ -116,8 +119,11 @@ export async function startAgent(
   if (controlPlane) controlPlane.endpoints.restoring = false;
   log('endpoints restored', restored);
   await routes.start(config.nodes);
-  const status = (): Promise<AgentStatus> =>
-    controlPlane ? controlPlane.status() : staticStatus(config, manager);
+  let mesh: AgentMesh | undefined;
+  const status = async (): Promise<AgentStatus> => {
+    const s = controlPlane ? await controlPlane.status() : await staticStatus(config, manager);
+    return mesh ? { ...s, clustermesh: mesh.status() } : s;
+  };
   const socketPath = endpointSocketPath(config.stateDir);
   const server = new EndpointServer(socketPath, manager, status);
   try {
@@ -140,6 +146,11 @@ export async function startAgent(
         code: 'ISTHMUS_AGENT_CONTROL_PLANE',
       });
     }
+    if (config.clustermesh && config.cluster)
+      mesh = await startAgentMesh(
+        { cluster: config.cluster, ...config.clustermesh },
+        controlPlane.meshTargets(),
+      );
   }
   return {
     socketPath,
@@ -149,6 +160,7 @@ export async function startAgent(
     status,
     async stop() {
       await server.stop();
+      await mesh?.stop();
       routes.stop();
       await controlPlane?.stop();
     },

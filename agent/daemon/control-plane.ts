@@ -24,6 +24,7 @@ import type { PolicyKind } from '../policy/types.ts';
 import type { NodeRouteReconciler } from '../routing/reconciler.ts';
 import type { NodeRoute } from '../routing/types.ts';
 import { ServiceSync } from '../services/service-sync.ts';
+import type { MeshTargets } from '../clustermesh/sink.ts';
 import { EndpointPolicyReconciler } from './endpoint-policy.ts';
 import { LocalEndpoints, protocolNumber } from './local-endpoints.ts';
 import { NodeTable } from './node-table.ts';
@@ -247,6 +248,20 @@ export class AgentControlPlane {
       ipcacheDesired: this.ipcacheTable.all().size,
     });
     return this.services ? { ...status, services: this.services.views() } : status;
+  }
+
+  /** What the ClusterMesh sink merges remote state into (agent/clustermesh). */
+  meshTargets(): MeshTargets & { localNodes(): NodeRoute[] } {
+    return {
+      upsertIdentity: (id, labels) =>
+        this.policy.applyDeltas(this.engine.upsertIdentity(id, labels)),
+      removeIdentity: (id) => this.policy.applyDeltas(this.engine.removeIdentity(id)),
+      ipcache: this.ipcacheTable,
+      routes: this.deps.routes,
+      ...(this.services && { services: this.services.table }),
+      log: (msg, fields) => this.deps.log(msg, fields),
+      localNodes: () => this.nodes.nodes(),
+    };
   }
 
   /** Runs the policy and ipcache full passes now (tests, `agent status --repair` later). */

@@ -1,6 +1,7 @@
 // What `isthmus agent status` shows, as served over the agent's endpoint socket. Imports nothing
 // from siblings.
 import type { ServiceView } from '../services/types.ts';
+import type { AgentMeshStatus } from '../clustermesh/mesh.ts';
 
 /** A policy object the agent refused, with kube-apiserver-like reasons. */
 export interface InvalidPolicy {
@@ -47,4 +48,6 @@ export interface AgentStatus {
   lastFullPass?: { at: string; checked: number; repaired: number };
   /** the service table: frontends, backends by cluster, annotations in force, backends in use */
   services?: ServiceView[];
+  /** remote clusters (when the agent has a bundle directory) and what their sinks applied */
+  clustermesh?: AgentMeshStatus;
 }

@@ -3,7 +3,7 @@
 
 /** Where a desired row comes from: node addresses, this node's endpoints (known before their
  * objects come back through the watch), endpoint objects; a prefix goes to the first source. */
-export const IPCACHE_SOURCES = ['node', 'local', 'endpoint'] as const;
+export const IPCACHE_SOURCES = ['node', 'local', 'endpoint', 'remote'] as const;
 export type IpcacheSource = (typeof IPCACHE_SOURCES)[number];
 
 /** One desired row of the ipcache. */

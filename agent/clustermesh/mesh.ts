@@ -1,0 +1,96 @@
+// The agent's side of ClusterMesh: a bundle directory of remote clusters (clustermesh/remote)
+// whose accepted state the AgentMeshSink merges into this node's tables. The shared MeshTable
+// is fed the local cluster's nodes and pod IPs, so remote records overlapping them are refused.
+import { readFileSync } from 'node:fs';
+import { Registry } from 'prom-client';
+import { MeshTable } from '../../clustermesh/kvstore/index.ts';
+import { BundleDirectory, type RemoteStatus } from '../../clustermesh/remote/index.ts';
+import type { IpcacheEntry } from '../ipcache/types.ts';
+import type { NodeRoute } from '../routing/types.ts';
+import { AgentMeshSink, type MeshTargets, type SinkCounters } from './sink.ts';
+
+export interface AgentMeshConfig {
+  cluster: { name: string; id: number };
+  /** directory of signed connection bundles, one file per remote cluster */
+  bundleDir: string;
+  /** the mesh CA certificate (PEM file) bundles must be signed with */
+  caFile: string;
+}
+
+export interface AgentMeshStatus {
+  remotes: RemoteStatus[];
+  /** sink calls applied, per remote cluster, kind and op */
+  applied: SinkCounters;
+}
+
+export interface AgentMesh {
+  status(): AgentMeshStatus;
+  stop(): Promise<void>;
+}
+
+export interface AgentMeshDeps extends MeshTargets {
+  /** the local cluster's nodes as the node table knows them */
+  localNodes(): NodeRoute[];
+}
+
+/** Starts following the bundle directory; resolves once every present bundle was tried. */
+export async function startAgentMesh(
+  config: AgentMeshConfig,
+  deps: AgentMeshDeps,
+): Promise<AgentMesh> {
+  const mesh = new MeshTable(config.cluster);
+  const feedLocal = localFeeder(mesh, config.cluster, deps.localNodes);
+  const unsubscribe = deps.ipcache.onChange(feedLocal);
+  for (const [cidr, entry] of deps.ipcache.all()) feedLocal(cidr, entry);
+  const sink = new AgentMeshSink(deps);
+  const log = {
+    info: (fields: Record<string, unknown>, msg: string) => deps.log(`clustermesh: ${msg}`, fields),
+    warn: (fields: Record<string, unknown>, msg: string) =>
+      deps.log(`clustermesh: ${msg}`, { level: 'warn', ...fields }),
+  };
+  const bundles = new BundleDirectory({
+    dir: config.bundleDir,
+    trustedCaPem: () => readFileSync(config.caFile, 'utf8'),
+    mesh,
+    sink,
+    log,
+    registry: new Registry(),
+  });
+  await bundles.start();
+  return {
+    status: () => ({ remotes: bundles.status(), applied: sink.counters }),
+    async stop() {
+      unsubscribe();
+      await bundles.stop();
+    },
+  };
+}
+
+/**
+ * Keeps the mesh view's local part current from ipcache changes: local pod IPs (identities of
+ * the local cluster's range) and, on any change, the local node list.
+ */
+function localFeeder(
+  mesh: MeshTable,
+  local: { name: string; id: number },
+  localNodes: () => NodeRoute[],
+): (cidr: string, entry: IpcacheEntry | undefined) => void {
+  let nodesKey = '';
+  return (cidr, entry) => {
+    const ip = cidr.endsWith('/32') ? cidr.slice(0, -3) : cidr;
+    if (entry && entry.identity >> 16 === local.id) mesh.setEndpoint(ip, local.name);
+    else if (!entry && mesh.endpointOwner(ip) === local.name) mesh.removeEndpoint(ip);
+    const nodes = localNodes();
+    const key = JSON.stringify(nodes);
+    if (key === nodesKey) return;
+    nodesKey = key;
+    for (const n of mesh.nodesOf(local.name)) mesh.removeNode(local.name, n.name);
+    for (const n of nodes)
+      mesh.upsertNode({
+        cluster: local.name,
+        name: n.name,
+        podCidrs: [n.podCIDR],
+        ips: [n.underlayIP],
+      });
+  };
+}
