@@ -6,8 +6,10 @@ import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PeerReconciler } from './peers.ts';
 import { applyTunnelRoutes, tunnelMtu, tunnelRoutes } from './routes.ts';
 import {
+  activateSlot,
   activeSlot,
   awaitHandshakes,
+  awaitOldIdle,
   createNextDevice,
   keyPath,
   retireDevice,
@@ -33,9 +35,22 @@ export interface WireguardAgentOptions {
   mode?: 'auto' | 'wireguard-go';
 }
 
+export interface RotationOptions {
+  /** wait this long for every peer to handshake on the new key (WireGuard retries every 5 s) */
+  handshakeTimeoutMs?: number;
+  /** publish the new key as the node's main key; peers then move its allowed IPs to it */
+  afterSwitch?: () => Promise<void>;
+  /** the old device goes once no peer sent to it for this long (default 2 s) */
+  quietMs?: number;
+  /** give up waiting for that after this long (default 30 s); the old key keeps serving */
+  retireTimeoutMs?: number;
+}
+
 export class WireguardAgent {
   private timer: NodeJS.Timeout | undefined;
   private next: NextDevice | undefined;
+  /** the previous device after a rotation's switch, until no peer uses it */
+  private retiring: Device | undefined;
   private nextReconciler: PeerReconciler | undefined;
   private reconciler: PeerReconciler;
 
@@ -125,17 +140,19 @@ export class WireguardAgent {
       mtu: tunnelMtu(this.o.underlayMtu ?? 1500),
     });
     this.nextReconciler = this.reconcilerFor(this.next.device);
+    this.nextReconciler.seed(this.reconciler);
     return this.next.key.publicKey;
   }
 
   /** Rotation steps 2-4: once every peer handshaked on the new key, routes move to the new
-   * device and the old one is retired. Returns the peers that did not handshake in time (then
-   * nothing was switched and the old key keeps serving). */
+   * device, the flip is published (`afterSwitch`) and the old device is retired when no peer
+   * sends to it any more. `missing`: peers that did not handshake in time (nothing was switched;
+   * the old key keeps serving). `stillOnOld`: peers still sending to the old key (it stays; call
+   * `retireOld` again later). */
   async completeRotation(
-    timeoutMs = 30_000,
-    /** publish the new key as the node's main key (peers move its allowed IPs to it) */
-    afterSwitch?: () => Promise<void>,
-  ): Promise<{ missing: string[] }> {
+    o: RotationOptions = {},
+  ): Promise<{ missing: string[]; stillOnOld: string[] }> {
+    const timeoutMs = o.handshakeTimeoutMs ?? 30_000;
     const next = this.next;
     if (!next)
       throw new WireguardError(
@@ -144,26 +161,36 @@ export class WireguardAgent {
       );
     const peers = (await this.device.control.dump()).peers.map((p) => p.publicKey);
     const missing = await awaitHandshakes(next.device, peers, timeoutMs);
-    if (missing.length) return { missing };
+    if (missing.length) return { missing, stillOnOld: [] };
     if (this.o.manageRoutes !== false)
       await switchRoutes(
         this.o.netns,
         tunnelRoutes(this.o.nodeName, this.reconciler.table(), next.device.ifname),
         next.device.ifname,
       );
-    await afterSwitch?.();
-    await retireDevice({
-      netns: this.o.netns,
-      stateDir: this.o.stateDir,
-      old: this.device,
-      next: next.device,
-    });
+    await activateSlot(this.o.stateDir, next.device);
+    await o.afterSwitch?.();
+    this.retiring = this.device;
     this.device = next.device;
     this.key = next.key;
     this.reconciler = this.nextReconciler ?? this.reconcilerFor(next.device);
     this.next = undefined;
     this.nextReconciler = undefined;
-    return { missing: [] };
+    const stillOnOld = await this.retireOld(o.quietMs, o.retireTimeoutMs);
+    return { missing: [], stillOnOld };
+  }
+
+  /** Rotation step 4: retires the old device once no peer sends to it (all applied the flip).
+   * Returns the peers still sending; call again later (e.g. after a remote cluster reconnects):
+   * the old key keeps serving them meanwhile. */
+  async retireOld(quietMs = 2_000, timeoutMs = 30_000): Promise<string[]> {
+    const old = this.retiring;
+    if (!old) return [];
+    const busy = await awaitOldIdle(old, quietMs, timeoutMs);
+    if (busy.length) return busy;
+    await retireDevice({ netns: this.o.netns, stateDir: this.o.stateDir, old, next: this.device });
+    this.retiring = undefined;
+    return [];
   }
 
   async status(nowS = Date.now() / 1000): Promise<WireguardStatus> {
@@ -211,7 +238,8 @@ export class WireguardAgent {
   async destroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const ifname of new Set([this.device.ifname, this.next?.device.ifname]))
+    const devices = [this.device, this.next?.device, this.retiring];
+    for (const ifname of new Set(devices.map((d) => d?.ifname)))
       if (ifname) await destroyDevice({ netns: this.o.netns, stateDir: this.o.stateDir, ifname });
     if (this.strict) this.strict.detach();
   }

@@ -140,6 +140,12 @@ export class PeerReconciler {
     return { changed: changed.length, removed: stale.length };
   }
 
+  /** Takes over another reconciler's table (a new device during a rotation). */
+  seed(from: PeerReconciler): void {
+    for (const n of from.table()) this.nodes.set(n.name, n);
+    this.synced = from.synced;
+  }
+
   status(): PeerRowStatus[] {
     return this.rows;
   }

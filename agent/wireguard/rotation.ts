@@ -89,7 +89,34 @@ export async function switchRoutes(netns: string | undefined, routes: TunnelRout
   );
 }
 
-/** Step 4: retires the old device and makes the new slot the node's active one. */
+/** Step 4a: waits until no peer sends to the old device any more (its rx counters still for
+ * `quietMs`). Returns the peers still sending at the deadline (they have not applied the flip). */
+export async function awaitOldIdle(old: Device, quietMs: number, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  const rx = async () =>
+    new Map((await old.control.dump()).peers.map((p) => [p.publicKey, p.rxBytes]));
+  let last = await rx();
+  const changedAt = new Map<string, number>([...last.keys()].map((k) => [k, Date.now()]));
+  for (;;) {
+    const now = Date.now();
+    const busy = [...changedAt].filter(([, at]) => now - at < quietMs).map(([k]) => k);
+    if (!busy.length || now >= deadline) return busy;
+    await sleep(100);
+    const cur = await rx();
+    for (const [k, v] of cur) if (v !== last.get(k)) changedAt.set(k, Date.now());
+    for (const k of changedAt.keys()) if (!cur.has(k)) changedAt.delete(k); // peer gone: idle
+    last = cur;
+  }
+}
+
+/** Step 3b: records the new slot as the node's active one (a restarted agent starts from it). */
+export async function activateSlot(stateDir: string, slot: DeviceSlot): Promise<void> {
+  const path = activePath(stateDir);
+  await writeFile(path + '.tmp', JSON.stringify({ ifname: slot.ifname }) + '\n');
+  await rename(path + '.tmp', path);
+}
+
+/** Step 4b: retires the old device and its key; the new device's peers drop the 1 s keepalive. */
 export async function retireDevice(o: {
   netns?: string;
   stateDir: string;
@@ -101,11 +128,7 @@ export async function retireDevice(o: {
       'ISTHMUS_WG_ROTATE',
       'cannot retire the device that carries the new key',
     );
-  await writeFile(
-    activePath(o.stateDir) + '.tmp',
-    JSON.stringify({ ifname: o.next.ifname }) + '\n',
-  );
-  await rename(activePath(o.stateDir) + '.tmp', activePath(o.stateDir));
+  await activateSlot(o.stateDir, o.next);
   await destroyDevice({ netns: o.netns, stateDir: o.stateDir, ifname: o.old.ifname });
   await rm(keyPath(o.stateDir, o.old.ifname), { force: true });
   const peers = (await o.next.control.dump()).peers;

@@ -330,10 +330,12 @@ test.serial(
     await stream.waitFor((o) => o.includes('connected'));
     const nextKey = await ra.beginRotation();
     await agentOf(b).update({ ...wgNodeOf(a, oldKey), nextPublicKey: nextKey });
-    const { missing } = await ra.completeRotation(10_000, async () => {
-      await agentOf(b).update({ ...wgNodeOf(a, nextKey), port: WG_SECONDARY.port });
+    const { missing, stillOnOld } = await ra.completeRotation({
+      handshakeTimeoutMs: 12_000,
+      afterSwitch: () => agentOf(b).update({ ...wgNodeOf(a, nextKey), port: WG_SECONDARY.port }),
     });
     t.deepEqual(missing, []);
+    t.deepEqual(stillOnOld, [], 'no peer sends to the old key after the flip');
     if (ra.activeDevice.pid) pids.add(ra.activeDevice.pid);
     t.is(ra.publicKey, nextKey);
     t.is(await stream.exited, 0, stream.output);
@@ -350,6 +352,61 @@ test.serial(
     const links = await mustRun(['ip', '-n', a.ns, '-br', 'link']);
     t.false(links.includes(WG_PRIMARY.ifname), 'old device retired');
     t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
+  },
+);
+
+test.serial(
+  'the old key is not retired while a peer that missed the flip still sends to it',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    const rb = agentOf(b);
+    const oldKey = rb.publicKey;
+    const sink = new NsProcess(b.podNetns, ['node', FLOW, 'sink', '7009', '60']);
+    await sink.waitFor((o) => o.includes('listening'));
+    const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7009', '20']);
+    await stream.waitFor((o) => o.includes('connected'));
+    const nextKey = await rb.beginRotation();
+    await agentOf(a).update({ ...wgNodeOf(b, oldKey), nextPublicKey: nextKey });
+    // node 1 never hears of the flip (its cluster is cut off from the mesh, say) and keeps
+    // sending to the old key: a steady UDP probe (TCP backs off when its ACKs stop arriving)
+    const probe = new NsProcess(a.podNetns, [
+      'node',
+      FLOW,
+      'udp',
+      b.podIP,
+      '7010',
+      'probe',
+      '1000',
+    ]);
+    t.teardown(() => probe.stop());
+    const { missing, stillOnOld } = await rb.completeRotation({
+      handshakeTimeoutMs: 12_000,
+      quietMs: 1_000,
+      retireTimeoutMs: 3_000,
+    });
+    t.deepEqual(missing, []);
+    t.deepEqual(stillOnOld, [agentOf(a).publicKey]);
+    if (rb.activeDevice.pid) pids.add(rb.activeDevice.pid);
+    t.true(
+      (await mustRun(['ip', '-n', b.ns, '-br', 'link'])).includes(WG_PRIMARY.ifname),
+      'old device kept',
+    );
+    // the flip reaches node 1: it moves to the new key, and the old device can go
+    await agentOf(a).update({ ...wgNodeOf(b, nextKey), port: WG_SECONDARY.port });
+    t.deepEqual(await rb.retireOld(1_000, 10_000), []);
+    t.false(
+      (await mustRun(['ip', '-n', b.ns, '-br', 'link'])).includes(WG_PRIMARY.ifname),
+      'old device retired',
+    );
+    t.is(await stream.exited, 0, stream.output);
+    await sink.exited;
+    const res = sink.lines().find((l) => 'bytes' in l);
+    t.is(res?.error, null);
+    t.log(`longest delivery gap while node 1 missed the flip: ${res?.maxGapMs} ms`);
+    t.deepEqual(
+      (await agentOf(a).status()).peers.map((p) => p.publicKey),
+      [nextKey],
+    );
   },
 );
 
