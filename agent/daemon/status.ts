@@ -56,6 +56,8 @@ export async function computeStatus(i: StatusInputs): Promise<AgentStatus> {
       ingressEnforced: desired.ingressEnforced,
       egressEnforced: desired.egressEnforced,
       converged: s?.converged ?? false,
+      policyEntries: desired.entries.length,
+      prefixEntries: desired.prefixes.length,
       ...(s?.error && { error: s.error }),
     };
   });
@@ -73,6 +75,18 @@ export async function computeStatus(i: StatusInputs): Promise<AgentStatus> {
     ipcache: { size: ipc.size, desired: i.ipcacheDesired, converged: ipc.ok },
     policies: { enforced: i.policies.enforcedCount(), invalid: i.policies.invalidPolicies() },
     ...(i.policy.lastFullPass() && { lastFullPass: i.policy.lastFullPass()! }),
+    process: processMemory(),
+  };
+}
+
+function processMemory(): AgentStatus['process'] {
+  const m = process.memoryUsage();
+  return {
+    pid: process.pid,
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    externalBytes: m.external,
   };
 }
 

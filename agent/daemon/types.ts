@@ -25,7 +25,19 @@ export interface EndpointStatus {
   egressEnforced: boolean;
   /** the BPF maps, read back now, hold exactly the desired policy */
   converged: boolean;
+  /** policy-map entries and prefix-map rows of the desired policy (what the maps hold when converged) */
+  policyEntries?: number;
+  prefixEntries?: number;
   error?: string;
+}
+
+/** The agent process's memory when the status was computed (process.memoryUsage()). */
+export interface AgentProcessStatus {
+  pid: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
 }
 
 export interface AgentStatus {
@@ -46,6 +58,7 @@ export interface AgentStatus {
   ipcache: { size: number; desired: number; converged: boolean };
   policies: { enforced: number; invalid: InvalidPolicy[] };
   lastFullPass?: { at: string; checked: number; repaired: number };
+  process?: AgentProcessStatus;
   /** the service table: frontends, backends by cluster, annotations in force, backends in use */
   services?: ServiceView[];
   /** remote clusters (when the agent has a bundle directory) and what their sinks applied */
