@@ -18,7 +18,8 @@ export class ServiceIpAllocator {
     const [addr, bits] = ipaddr.parseCIDR(cidr);
     if (addr.kind() !== 'ipv4' || bits > 30)
       throw new Error(`service CIDR "${cidr}" must be IPv4 with room for hosts (at most /30)`);
-    this.base = ipToInt(addr.toString()) & (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0);
+    // >>> 0: `&` yields a signed 32-bit int, negative for CIDRs at or above 128.0.0.0
+    this.base = (ipToInt(addr.toString()) & (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0)) >>> 0;
     this.size = 2 ** (32 - bits);
   }
 
