@@ -175,7 +175,7 @@ def who_server(port, seconds, me):
                     except OSError: pass
 
 def who_once(s):
-    s.sendall(b'who'); data = s.recv(64)
+    s.sendall(b'whoami'); data = s.recv(64)
     if not data: raise ConnectionError('closed')
     return data.decode()
 
@@ -209,7 +209,7 @@ def udp_who(ip, port, rounds, interval, sport):
     if sport: s.bind(('0.0.0.0', sport))
     s.connect((ip, port)); whos, errors = [], {}
     for _ in range(min(rounds, 1000)):
-        try: s.send(b'who'); whos.append(s.recv(64).decode())
+        try: s.send(b'whoami'); whos.append(s.recv(64).decode())
         except OSError as e: errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
         time.sleep(interval)
     out(whos=whos, errors=errors)

@@ -5,8 +5,12 @@
 //
 // With --netns it joins that network namespace first (only the network namespace). It prints
 // "ready" on stdout once every socket is bound and then detaches from stdout.
+// A message that is exactly "whoami" is answered with the pod's IPv4 address instead of its echo,
+// so a client of a Service can tell which backend answered.
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -22,6 +26,31 @@
 
 enum kind { TCP_LISTEN = 1, TCP_CONN, UDP_SOCK };
 static unsigned char kinds[1 << 16];  // fd -> kind (fds stay small)
+
+static char me[INET_ADDRSTRLEN] = "unknown";
+
+/* The pod's address: its first non-loopback IPv4 address. */
+static void find_me(void) {
+  struct ifaddrs *ifs, *i;
+  if (getifaddrs(&ifs) < 0) return;
+  for (i = ifs; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+    if ((ntohl(a.s_addr) >> 24) == 127) continue;
+    inet_ntop(AF_INET, &a, me, sizeof me);
+    break;
+  }
+  freeifaddrs(ifs);
+}
+
+/* The answer to n bytes of buf: the echo, or the pod's address for "whoami". */
+static const char *answer(const char *buf, ssize_t *n) {
+  if (*n == 6 && memcmp(buf, "whoami", 6) == 0) {
+    *n = (ssize_t)strlen(me);
+    return me;
+  }
+  return buf;
+}
 
 static void die(const char *what, const char *arg) {
   fprintf(stderr, "echo: %s %s: %s\n", what, arg, strerror(errno));
@@ -60,13 +89,15 @@ static void on_event(int ep, int fd) {
     socklen_t len = sizeof from;
     ssize_t n;
     while ((n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len)) >= 0) {
-      sendto(fd, buf, n, 0, (struct sockaddr *)&from, len);
+      const char *out = answer(buf, &n);
+      sendto(fd, out, n, 0, (struct sockaddr *)&from, len);
       len = sizeof from;
     }
   } else {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
-      (void)!write(fd, buf, n);  // best effort: probes send a few bytes
+      const char *out = answer(buf, &n);
+      (void)!write(fd, out, n);  // best effort: probes send a few bytes
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
       kinds[fd] = 0;
       close(fd);
@@ -84,6 +115,7 @@ int main(int argc, char **argv) {
     i = 3;
   }
   if (i >= argc) { fprintf(stderr, "usage: echo [--netns PATH] tcp:PORT|udp:PORT ...\n"); return 2; }
+  find_me();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) die("epoll_create1", "");
   for (int n = 0; i < argc && n < MAX_LISTEN; i++, n++) {
