@@ -5,6 +5,8 @@
 // one run; medians of the repeats, plus CPU seconds per GB (iperf3 client+server from its JSON
 // report, wireguard-go of both nodes from /proc/<pid>/stat).
 // Run as root: node --import tsx bench/encryption/tunnel.ts [seconds=3] [repeats=5]
+// Experiment switches: BENCH_NO_STRICT=1 (mesh without the strict-mode filter),
+// BENCH_MANUAL_UNSHARE=1 (the hand-made wireguard-go also in a private mount namespace).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -85,7 +87,11 @@ async function manualTunnel(t: Topology): Promise<{ ifnames: string[]; pids: num
   const pids: number[] = [];
   for (const [i, n] of t.nodes.entries()) {
     const ifname = ifnames[i] ?? '';
-    const p = new NsProcess(n.netns, ['wireguard-go', '-f', ifname]);
+    const wrap =
+      process.env.BENCH_MANUAL_UNSHARE === '1'
+        ? ['unshare', '-m', '--propagation', 'private', '--']
+        : [];
+    const p = new NsProcess(n.netns, [...wrap, 'wireguard-go', '-f', ifname]);
     if (p.child.pid) pids.push(p.child.pid);
     for (let i = 0; i < 50 && !(await exists(`/run/wireguard/${ifname}.sock`, n)); i++)
       await sleep(50);
@@ -162,7 +168,8 @@ async function main(): Promise<void> {
         const c = order[(r + k) % order.length] as Condition;
         await route(t, c, m.ifnames);
         // mesh = as deployed: strict mode on both underlays (plain would be dropped by it)
-        const strict = c === 'mesh' ? await attachStrict(t) : [];
+        const strict =
+          c === 'mesh' && process.env.BENCH_NO_STRICT !== '1' ? await attachStrict(t) : [];
         try {
           const s = await iperf(t, c === 'mesh' ? meshPids : c === 'manual' ? m.pids : []);
           samples[c].push(s);
