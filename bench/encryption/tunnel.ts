@@ -79,12 +79,15 @@ async function iperf(t: Topology, wgPids: number[]): Promise<Sample> {
   return { gbps: recv.bits_per_second / 1e9, cpuS: iperfCpu + (cpu1 - cpu0), bytes: recv.bytes };
 }
 
-/** The hand-made tunnel: wireguard-go in each node namespace, configured with `wg` only. */
-async function manualTunnel(t: Topology): Promise<{ ifnames: string[]; pids: number[] }> {
+/** The hand-made tunnel: wireguard-go in each node namespace, configured with `wg` only.
+ * `pids` collects the daemons as they start, so a failure half-way still ends them. */
+async function manualTunnel(
+  t: Topology,
+  pids: number[],
+): Promise<{ ifnames: string[]; pids: number[] }> {
   // unique names: /run/wireguard (the UAPI sockets) is shared by all namespaces
   const ifnames = t.nodes.map((n) => `${t.prefix.slice(-6)}m${n.index}`);
   const keys = t.nodes.map(() => generateKey());
-  const pids: number[] = [];
   for (const [i, n] of t.nodes.entries()) {
     const ifname = ifnames[i] ?? '';
     const wrap =
@@ -158,8 +161,7 @@ async function main(): Promise<void> {
       );
     const table = t.nodes.map((n, i) => wgNodeOf(n, agents[i]!.publicKey));
     for (const a of agents) await a.setPeers(table);
-    const m = await manualTunnel(t);
-    manual.push(...m.pids);
+    const m = await manualTunnel(t, manual);
     const meshPids = agents.map((a) => a.activeDevice.pid ?? 0);
     const samples: Record<Condition, Sample[]> = { mesh: [], manual: [], plain: [] };
     const order: Condition[] = ['mesh', 'manual', 'plain'];
