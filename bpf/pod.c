@@ -102,6 +102,8 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, __u8 dir)
 		return drop_packet(skb, &t, &vc, reason);
 	}
 	if (ct_create_or_touch(&k, &t, now, peer_id)) {
+		if (dir == DIR_EGRESS && lb == LB_NONE)
+			lb_forget_rev(&t);
 		vc.verdict = VERDICT_FORWARDED;
 		vc.flags = EVENT_F_NEW_CONNECTION;
 		emit_event(skb, &t, &vc);

@@ -153,6 +153,32 @@ test.serial('a connection whose backend is removed is balanced again', async (t)
 });
 
 test.serial(
+  'a direct connection reusing the source port of an earlier service connection is not translated back',
+  async (t) => {
+    serve(backends.slice(0, 1));
+    const b = backends[0]!;
+    const via = (await f.topo.tool(client.netnsPath, [
+      'tcp-who',
+      VIP,
+      String(PORT),
+      '1',
+      '2',
+      '41777',
+    ])) as Counts;
+    t.deepEqual(via.counts, { [b.ip]: 1 });
+    const direct = (await f.topo.tool(client.netnsPath, [
+      'tcp-who',
+      b.ip,
+      String(TARGET),
+      '1',
+      '2',
+      '41777',
+    ])) as Counts;
+    t.deepEqual(direct, { counts: { [b.ip]: 1 }, errors: {} });
+  },
+);
+
+test.serial(
   'hairpin: a backend calling its own service gets answers, also from itself',
   async (t) => {
     serve(backends.slice(0, 3));

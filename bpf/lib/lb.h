@@ -144,6 +144,20 @@ static __always_inline void lb_forget(const struct tuple *orig)
 	bpf_map_delete_elem(&isth_lbct_v1, &ck);
 }
 
+/* A new connection that is not to a frontend but has the same wire tuple as an earlier translated
+ * one (the client reused its port, now straight to the backend): its replies must not be
+ * translated back to the frontend. */
+static __always_inline void lb_forget_rev(const struct tuple *t)
+{
+	if (t->family != ISTHMUS_AF_INET || (t->protocol != IPPROTO_TCP && t->protocol != IPPROTO_UDP))
+		return;
+	struct lb_rev_key rk = { .cport = t->sport, .bport = t->dport, .protocol = t->protocol,
+				 .family = t->family };
+	__builtin_memcpy(rk.caddr, t->saddr, 16);
+	__builtin_memcpy(rk.baddr, t->daddr, 16);
+	bpf_map_delete_elem(&isth_lbrev_v1, &rk);
+}
+
 /* A reply of a translated connection: source back to the frontend (and, for hairpin, the
  * destination back to the client). Only while the connection's lbct entry is live. */
 static __always_inline void lb_rev_nat(struct __sk_buff *skb, const struct tuple *t, __u64 now)

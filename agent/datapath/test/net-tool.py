@@ -179,12 +179,15 @@ def who_once(s):
     if not data: raise ConnectionError('closed')
     return data.decode()
 
-def tcp_who(ip, port, count, timeout):
-    """count sequential connections (at most 5000); counts the answering backends."""
+def tcp_who(ip, port, count, timeout, sport=0):
+    """count sequential connections (at most 5000; from a fixed source port if given); counts
+    the answering backends."""
     counts, errors = {}, {}
     for _ in range(min(count, 5000)):
         s = socket.socket(); s.settimeout(timeout)
         try:
+            if sport:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', sport))
             s.connect((ip, port)); who = who_once(s); counts[who] = counts.get(who, 0) + 1
         except OSError as e:
             errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
@@ -236,7 +239,7 @@ def main():
     elif mode == 'ping': ping(args[0], float(args[1]))
     elif mode == 'sniff': sniff(args[0], int(args[1]), float(args[2]))
     elif mode == 'who-server': who_server(int(args[0]), float(args[1]), args[2])
-    elif mode == 'tcp-who': tcp_who(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif mode == 'tcp-who': tcp_who(args[0], int(args[1]), int(args[2]), float(args[3]), int(args[4]) if len(args) > 4 else 0)
     elif mode == 'tcp-who-stream': tcp_who_stream(args[0], int(args[1]), float(args[2]), float(args[3]))
     elif mode == 'udp-who': udp_who(args[0], int(args[1]), int(args[2]), float(args[3]), int(args[4]))
     elif mode == 'conn-rate': conn_rate(args[0], int(args[1]), float(args[2]))
