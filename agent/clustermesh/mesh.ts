@@ -7,7 +7,12 @@ import { MeshTable } from '../../clustermesh/kvstore/index.ts';
 import { BundleDirectory, type RemoteStatus } from '../../clustermesh/remote/index.ts';
 import type { IpcacheEntry } from '../ipcache/types.ts';
 import type { NodeRoute } from '../routing/types.ts';
-import { AgentMeshSink, type MeshTargets, type SinkCounters } from './sink.ts';
+import {
+  AgentMeshSink,
+  type MeshTargets,
+  type RemoteNodeRoute,
+  type SinkCounters,
+} from './sink.ts';
 
 export interface AgentMeshConfig {
   cluster: { name: string; id: number };
@@ -21,6 +26,8 @@ export interface AgentMeshStatus {
   remotes: RemoteStatus[];
   /** sink calls applied, per remote cluster, kind and op */
   applied: SinkCounters;
+  /** remote nodes with their routes (pod CIDR via node IP) */
+  nodes: RemoteNodeRoute[];
 }
 
 export interface AgentMesh {
@@ -58,7 +65,11 @@ export async function startAgentMesh(
   });
   await bundles.start();
   return {
-    status: () => ({ remotes: bundles.status(), applied: sink.counters }),
+    status: () => ({
+      remotes: bundles.status(),
+      applied: sink.counters,
+      nodes: sink.remoteNodes(),
+    }),
     async stop() {
       unsubscribe();
       await bundles.stop();

@@ -34,10 +34,19 @@ export type SinkKind = 'identities' | 'ipcache' | 'nodes' | 'services';
 /** Per cluster, kind and op: how many sink calls were applied (status, tests). */
 export type SinkCounters = Record<string, Record<SinkKind, Record<SinkOp, number>>>;
 
+export interface RemoteNodeRoute {
+  cluster: string;
+  node: string;
+  underlayIP: string;
+  podCIDR: string;
+}
+
 export class AgentMeshSink implements RemoteSink {
   readonly counters: SinkCounters = {};
   /** route name -> the remote node's IPs, for ipcache rows of remote nodes */
   private readonly nodeIps = new Map<string, string[]>();
+  /** route name -> the remote node as routed (status: datapath health probes) */
+  private readonly routed = new Map<string, RemoteNodeRoute>();
 
   constructor(private readonly t: MeshTargets) {}
 
@@ -82,6 +91,7 @@ export class AgentMeshSink implements RemoteSink {
       this.t.log('remote node without IPv4 address or pod CIDR: not routed', { cluster, name });
       return;
     }
+    this.routed.set(name, { cluster, node: node.Name, underlayIP, podCIDR });
     this.t.routes.update({ name, underlayIP, podCIDR }).catch((err: unknown) => {
       this.t.log('remote node route failed', { cluster, name, error: String(err) });
     });
@@ -92,6 +102,7 @@ export class AgentMeshSink implements RemoteSink {
     const name = routeName(cluster, node.Name);
     for (const ip of this.nodeIps.get(name) ?? []) this.t.ipcache.delete('remote', ip);
     this.nodeIps.delete(name);
+    this.routed.delete(name);
     this.t.routes.delete(name).catch((err: unknown) => {
       this.t.log('remote node route removal failed', { cluster, name, error: String(err) });
     });
@@ -110,6 +121,11 @@ export class AgentMeshSink implements RemoteSink {
   deleteService(cluster: string, service: ClusterService): void {
     this.count(cluster, 'services', 'delete');
     this.t.services?.deleteRemoteBackends(cluster, service.namespace, service.name);
+  }
+
+  /** Remote nodes as routed now. */
+  remoteNodes(): RemoteNodeRoute[] {
+    return [...this.routed.values()];
   }
 
   private count(cluster: string, kind: SinkKind, op: SinkOp): void {

@@ -8,6 +8,7 @@
 //
 // The root namespace gets no interface, address or route. Teardown (downLab) works from the
 // name alone, so it also cleans up after a crashed or half-finished start, and is idempotent.
+import { bundleDirOf, meshEnabled, meshPaths, startLabMesh } from './mesh.ts';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -61,7 +62,12 @@ export interface UpOptions {
   datapath?: 'bpf' | 'fake';
   /** period of each agent's policy/ipcache full pass (read back, repair drift; agent default 10 s) */
   fullPassIntervalMs?: number;
+  /** ClusterMesh between the clusters (mesh.ts); default: with Kubernetes, 2+ clusters, nodeTable 'cluster' */
+  mesh?: boolean;
 }
+
+const withMesh = (plan: LabPlan, opts: UpOptions): boolean =>
+  opts.kubernetes !== false && opts.nodeTable !== 'lab' && (opts.mesh ?? meshEnabled(plan));
 
 export class Lab {
   private constructor(private readonly record: LabRecord) {}
@@ -102,6 +108,7 @@ export class Lab {
       for (const node of nodesOf(plan)) await mountBpffs(node);
       if (opts.failAfter === 'mounts') throw new Error('simulated failure after mounts');
       if (opts.kubernetes !== false) await startControlPlanes(record, progress);
+      if (withMesh(plan, opts)) await startLabMesh(plan, progress);
       progress('agents: starting one per node');
       for (const node of nodesOf(plan)) {
         record.agents.push({ node: node.name, pid: startAgent(plan, node, opts) });
@@ -346,6 +353,12 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
     ...(opts.datapath && { datapath: opts.datapath }),
     ...(opts.fullPassIntervalMs !== undefined && { fullPassIntervalMs: opts.fullPassIntervalMs }),
     ...(opts.kubernetes !== false && agentKubernetes(plan, node)),
+    ...(withMesh(plan, opts) && {
+      clustermesh: {
+        bundleDir: bundleDirOf(node),
+        caFile: meshPaths(plan, plan.clusters[0]!).caFile,
+      },
+    }),
     nodeName: node.name,
     nodeIP: node.ip,
     podCIDR: node.podCIDR,

@@ -1,0 +1,221 @@
+// ClusterMesh in the lab (two or more clusters): one mesh CA; per cluster a secured mesh etcd
+// (TLS + client certificates, users and roles) in its control-plane namespace on
+// `<cpIP>:2379`, apart from the Kubernetes etcd, and the cluster's clustermesh API server; every
+// node gets a signed bundle for every remote cluster in its bundle dir, so agents connect by
+// themselves. Every file lives under the lab's run dir, and every process names it on its command
+// line, so downLab ends and removes all of it.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import {
+  createMeshCa,
+  issueClientCertificate,
+  issueServerCertificate,
+  readKeyPair,
+  remoteReaderUser,
+  signBundle,
+  writeFileAtomic,
+  writeKeyPair,
+  WRITER_USER,
+} from '../../certs/index.ts';
+import { addRemoteReader, ROOT_USER, setupMeshEtcdAuth } from '../../clustermesh/etcd-auth.ts';
+import { kubectlConfigYaml } from '../apiserver/client.ts';
+import { CLIENT_SOCKET } from '../etcd/etcd-runner.ts';
+import { startEtcd, type RunningEtcd } from '../etcd/index.ts';
+import type { ClusterPlan, LabPlan, NodePlan } from './config.ts';
+import { controlPlanePaths } from './control-plane.ts';
+import { endProcess, spawnDetached } from './processes.ts';
+import { repoRoot } from './record.ts';
+
+export const MESH_ETCD_PORT = 2379;
+
+export interface MeshPaths {
+  /** the mesh CA (ca.crt, ca.key) */
+  caDir: string;
+  caFile: string;
+  /** per-cluster certificates: server, root, writer, remote-<c> */
+  certDir: string;
+  etcdDir: string;
+  etcdSocket: string;
+  /** `https://<cpIP>:2379` */
+  endpoint: string;
+  /** the TLS name of the mesh etcd's certificate, for unix-socket clients */
+  serverName: string;
+  serverLog: string;
+  serverKubeconfig: string;
+  /** PIDs of the mesh etcd and the clustermesh API server */
+  pidsFile: string;
+}
+
+export function meshPaths(plan: LabPlan, cluster: ClusterPlan): MeshPaths {
+  const cp = controlPlanePaths(plan, cluster);
+  const caDir = join(plan.runDir, 'mesh-ca');
+  const etcdDir = join(cp.dir, 'mesh-etcd');
+  return {
+    caDir,
+    caFile: join(caDir, 'ca.crt'),
+    certDir: join(cp.dir, 'mesh-certs'),
+    etcdDir,
+    etcdSocket: join(etcdDir, CLIENT_SOCKET),
+    endpoint: `https://${cluster.controlPlane.ip}:${MESH_ETCD_PORT}`,
+    serverName: `${cluster.name}.mesh-etcd`,
+    serverLog: join(cp.dir, 'clustermesh-apiserver.log'),
+    serverKubeconfig: join(cp.dir, 'clustermesh-kubeconfig'),
+    pidsFile: join(cp.dir, 'mesh-pids.json'),
+  };
+}
+
+/** A node's directory of remote clusters' bundles (the agent config's clustermesh.bundleDir). */
+export const bundleDirOf = (node: NodePlan): string => join(node.dir, 'clustermesh');
+
+/** Whether `Lab.up` runs the mesh for this plan. */
+export const meshEnabled = (plan: LabPlan): boolean => plan.clusters.length >= 2;
+
+/** Certificates, mesh etcds with auth, API servers, bundles for every node. */
+export async function startLabMesh(plan: LabPlan, progress: (line: string) => void): Promise<void> {
+  const first = meshPaths(plan, plan.clusters[0]!);
+  mkdirSync(first.caDir, { recursive: true });
+  const ca = await createMeshCa();
+  await writeKeyPair(first.caDir, 'ca', ca);
+  for (const cluster of plan.clusters) {
+    const others = plan.clusters.filter((c) => c !== cluster).map((c) => c.name);
+    const p = meshPaths(plan, cluster);
+    mkdirSync(p.certDir, { recursive: true });
+    await writeKeyPair(
+      p.certDir,
+      'server',
+      await issueServerCertificate(ca, {
+        cluster: cluster.name,
+        ips: [cluster.controlPlane.ip],
+        dnsNames: [p.serverName],
+      }),
+    );
+    for (const user of [ROOT_USER, WRITER_USER, ...others.map(remoteReaderUser)])
+      await writeKeyPair(p.certDir, user, await issueClientCertificate(ca, { user }));
+    progress(`mesh ${cluster.name}: secured mesh etcd on ${p.endpoint}`);
+    const etcd = await startMeshEtcd(plan, cluster);
+    const root = etcd.client();
+    try {
+      await setupMeshEtcdAuth(root);
+      for (const other of others) await addRemoteReader(root, other);
+    } finally {
+      root.close();
+    }
+    progress(`mesh ${cluster.name}: clustermesh API server`);
+    await startMeshApiServer(plan, cluster);
+  }
+  for (const cluster of plan.clusters) await writeBundles(plan, cluster);
+  progress('mesh: bundles written to every node');
+}
+
+/** Starts (or starts again, over its data) the cluster's mesh etcd; records its PID. */
+export async function startMeshEtcd(plan: LabPlan, cluster: ClusterPlan): Promise<RunningEtcd> {
+  const p = meshPaths(plan, cluster);
+  const cert = (n: string) => join(p.certDir, n);
+  const etcd = await startEtcd({
+    name: `${plan.name}-${cluster.name}-mesh`,
+    netns: cluster.controlPlane.netns,
+    baseDir: p.etcdDir,
+    tcpAddress: `${cluster.controlPlane.ip}:${MESH_ETCD_PORT}`,
+    tls: {
+      certFile: cert('server.crt'),
+      keyFile: cert('server.key'),
+      trustedCaFile: p.caFile,
+      clientCertAuth: true,
+    },
+    clientTls: {
+      caFile: p.caFile,
+      certFile: cert(`${ROOT_USER}.crt`),
+      keyFile: cert(`${ROOT_USER}.key`),
+      serverName: p.serverName,
+    },
+  });
+  recordPid(p, 'etcd', etcd.pid);
+  return etcd;
+}
+
+/** Starts the cluster's clustermesh API server; resolves once it printed its ready line. */
+export async function startMeshApiServer(plan: LabPlan, cluster: ClusterPlan): Promise<number> {
+  const p = meshPaths(plan, cluster);
+  const cp = controlPlanePaths(plan, cluster);
+  // client-node refuses an http:// server unless TLS verification is marked skipped
+  const kc = YAML.parse(kubectlConfigYaml(cp.apiAddress)) as {
+    clusters: Array<{ cluster: Record<string, unknown> }>;
+  };
+  for (const c of kc.clusters) c.cluster['insecure-skip-tls-verify'] = true;
+  writeFileSync(p.serverKubeconfig, YAML.stringify(kc));
+  const cert = (n: string) => join(p.certDir, n);
+  const logStart = existsSync(p.serverLog) ? readFileSync(p.serverLog, 'utf8').length : 0;
+  const started = spawnDetached(
+    [
+      'nsenter',
+      `--net=/run/netns/${cluster.controlPlane.netns}`,
+      '--',
+      process.execPath,
+      '--import',
+      'tsx',
+      join(repoRoot(), 'clustermesh/apiserver/main.ts'),
+      ...['--cluster-name', cluster.name, '--cluster-id', String(cluster.id)],
+      ...['--kubeconfig', p.serverKubeconfig, '--etcd', `unix://${p.etcdSocket}`],
+      ...['--etcd-ca', p.caFile, '--etcd-cert', cert(`${WRITER_USER}.crt`)],
+      ...['--etcd-key', cert(`${WRITER_USER}.key`), '--etcd-server-name', p.serverName],
+    ],
+    p.serverLog,
+    repoRoot(),
+  );
+  recordPid(p, 'server', started.pid);
+  let exited = false;
+  void started.exited.then(() => (exited = true));
+  const deadline = Date.now() + 30_000;
+  while (!readFileSync(p.serverLog, 'utf8').slice(logStart).includes('"ready":true')) {
+    if (exited || Date.now() > deadline)
+      throw new Error(
+        `clustermesh API server of ${cluster.name} ${exited ? 'exited' : 'not ready after 30 s'}; log:\n${readFileSync(p.serverLog, 'utf8').slice(logStart).slice(-1500)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return started.pid;
+}
+
+/** Ends the cluster's mesh etcd or API server by its recorded PID (outage and restart tests). */
+export async function stopMeshProcess(
+  plan: LabPlan,
+  cluster: ClusterPlan,
+  which: 'etcd' | 'server',
+): Promise<void> {
+  const p = meshPaths(plan, cluster);
+  const pid = readPids(p)[which];
+  if (pid) await endProcess(pid, plan.runDir + '/');
+}
+
+/** Signed bundles of `remote` (read as `remote-<node's cluster>`) for every node of the others. */
+async function writeBundles(plan: LabPlan, remote: ClusterPlan): Promise<void> {
+  const p = meshPaths(plan, remote);
+  const ca = await readKeyPair(p.caDir, 'ca');
+  for (const cluster of plan.clusters.filter((c) => c !== remote)) {
+    const bundle = await signBundle(ca, {
+      cluster: remote.name,
+      clusterId: remote.id,
+      endpoints: [p.endpoint],
+      client: await readKeyPair(p.certDir, remoteReaderUser(cluster.name)),
+    });
+    for (const node of cluster.nodes) {
+      mkdirSync(bundleDirOf(node), { recursive: true });
+      await writeFileAtomic(join(bundleDirOf(node), remote.name), bundle, 0o600);
+    }
+  }
+}
+
+type Pids = Partial<Record<'etcd' | 'server', number>>;
+
+function readPids(p: MeshPaths): Pids {
+  try {
+    return JSON.parse(readFileSync(p.pidsFile, 'utf8')) as Pids;
+  } catch {
+    return {};
+  }
+}
+
+function recordPid(p: MeshPaths, which: 'etcd' | 'server', pid: number): void {
+  writeFileSync(p.pidsFile, JSON.stringify({ ...readPids(p), [which]: pid }));
+}
