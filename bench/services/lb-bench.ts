@@ -115,17 +115,33 @@ await withBenchLab('bsvc', async (b) => {
       oneTput: [] as number[],
     };
     console.log(`services benchmark: ${seconds} s per measurement, ${repeats} interleaved repeats`);
+    let loadMs = 0;
+    const measure = {
+      direct: async () => void r.direct.push(await connRate(b, client, b.server.ip)),
+      one: async () => {
+        r.vip.push(await connRate(b, client, VIP));
+        r.oneRate.push(r.vip.at(-1)!);
+        r.oneTput.push(await iperfVip(b));
+      },
+      loaded: async () => {
+        const started = Date.now();
+        load(maps, fillers);
+        loadMs = Date.now() - started;
+        try {
+          r.loadedRate.push(await connRate(b, client, VIP));
+          r.loadedTput.push(await iperfVip(b));
+        } finally {
+          unload(maps, fillers);
+        }
+      },
+    };
     for (let i = 0; i < repeats; i++) {
-      r.direct.push(await connRate(b, client, b.server.ip));
-      r.vip.push(await connRate(b, client, VIP));
-      r.oneRate.push(r.vip.at(-1)!);
-      r.oneTput.push(await iperfVip(b));
-      const started = Date.now();
-      load(maps, fillers);
-      const loadMs = Date.now() - started;
-      r.loadedRate.push(await connRate(b, client, VIP));
-      r.loadedTput.push(await iperfVip(b));
-      unload(maps, fillers);
+      // the order alternates so that drift in the machine's load hits every condition alike
+      const order =
+        i % 2 === 0
+          ? (['direct', 'one', 'loaded'] as const)
+          : (['loaded', 'one', 'direct'] as const);
+      for (const c of order) await measure[c]();
       console.log(
         `  repeat ${i + 1}: direct ${r.direct.at(-1)!.toFixed(0)}/s, ClusterIP ${r.vip.at(-1)!.toFixed(0)}/s, ` +
           `loaded ${r.loadedRate.at(-1)!.toFixed(0)}/s; throughput 1 svc ${r.oneTput.at(-1)!.toFixed(2)} Gbit/s, ` +
