@@ -11,14 +11,12 @@ import {
   createMeshCa,
   issueClientCertificate,
   issueServerCertificate,
-  readKeyPair,
-  remoteReaderUser,
-  signBundle,
-  writeFileAtomic,
   writeKeyPair,
   WRITER_USER,
 } from '../../certs/index.ts';
-import { addRemoteReader, ROOT_USER, setupMeshEtcdAuth } from '../../clustermesh/etcd-auth.ts';
+import { ROOT_USER, setupMeshEtcdAuth } from '../../clustermesh/etcd-auth.ts';
+import { connectClusters } from '../../agent/clustermesh/connect.ts';
+import { labClusterAccess } from './mesh-access.ts';
 import { kubectlConfigYaml } from '../apiserver/client.ts';
 import { CLIENT_SOCKET } from '../etcd/etcd-runner.ts';
 import { startEtcd, type RunningEtcd } from '../etcd/index.ts';
@@ -78,7 +76,6 @@ export async function startLabMesh(plan: LabPlan, progress: (line: string) => vo
   const ca = await createMeshCa();
   await writeKeyPair(first.caDir, 'ca', ca);
   for (const cluster of plan.clusters) {
-    const others = plan.clusters.filter((c) => c !== cluster).map((c) => c.name);
     const p = meshPaths(plan, cluster);
     mkdirSync(p.certDir, { recursive: true });
     await writeKeyPair(
@@ -90,22 +87,31 @@ export async function startLabMesh(plan: LabPlan, progress: (line: string) => vo
         dnsNames: [p.serverName],
       }),
     );
-    for (const user of [ROOT_USER, WRITER_USER, ...others.map(remoteReaderUser)])
+    for (const user of [ROOT_USER, WRITER_USER])
       await writeKeyPair(p.certDir, user, await issueClientCertificate(ca, { user }));
     progress(`mesh ${cluster.name}: secured mesh etcd on ${p.endpoint}`);
     const etcd = await startMeshEtcd(plan, cluster);
     const root = etcd.client();
     try {
       await setupMeshEtcdAuth(root);
-      for (const other of others) await addRemoteReader(root, other);
     } finally {
       root.close();
     }
     progress(`mesh ${cluster.name}: clustermesh API server`);
     await startMeshApiServer(plan, cluster);
   }
-  for (const cluster of plan.clusters) await writeBundles(plan, cluster);
-  progress('mesh: bundles written to every node');
+  // Paired exactly as `isthmus clustermesh connect` does: users, certificates, Secrets, bundles.
+  const access = await labClusterAccess(
+    plan.name,
+    plan.clusters.map((c) => c.name),
+  );
+  try {
+    for (const [i, a] of access.entries())
+      for (const b of access.slice(i + 1)) await connectClusters(a, b);
+  } finally {
+    for (const a of access) a.close();
+  }
+  progress('mesh: clusters connected (Secrets and bundles on every node)');
 }
 
 /** Starts (or starts again, over its data) the cluster's mesh etcd; records its PID. */
@@ -186,24 +192,6 @@ export async function stopMeshProcess(
   const p = meshPaths(plan, cluster);
   const pid = readPids(p)[which];
   if (pid) await endProcess(pid, plan.runDir + '/');
-}
-
-/** Signed bundles of `remote` (read as `remote-<node's cluster>`) for every node of the others. */
-async function writeBundles(plan: LabPlan, remote: ClusterPlan): Promise<void> {
-  const p = meshPaths(plan, remote);
-  const ca = await readKeyPair(p.caDir, 'ca');
-  for (const cluster of plan.clusters.filter((c) => c !== remote)) {
-    const bundle = await signBundle(ca, {
-      cluster: remote.name,
-      clusterId: remote.id,
-      endpoints: [p.endpoint],
-      client: await readKeyPair(p.certDir, remoteReaderUser(cluster.name)),
-    });
-    for (const node of cluster.nodes) {
-      mkdirSync(bundleDirOf(node), { recursive: true });
-      await writeFileAtomic(join(bundleDirOf(node), remote.name), bundle, 0o600);
-    }
-  }
 }
 
 type Pids = Partial<Record<'etcd' | 'server', number>>;
