@@ -6,7 +6,10 @@ import type { Datapath } from '../datapath/types.ts';
 import type { EndpointPolicy } from '../policy/entry.ts';
 import type { EndpointDelta, PolicyEngine } from '../policy/engine.ts';
 
-export type PolicyMaps = Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged'>;
+export type PolicyMaps = Pick<Datapath, 'applyEndpointPolicy' | 'endpointPolicyConverged'> & {
+  /** one walk of the maps for many read-backs (MapsDatapath has it) */
+  batchReadBack?: <T>(fn: () => T) => T;
+};
 
 export interface EndpointPolicyStatus {
   name: string;
@@ -91,16 +94,17 @@ export class EndpointPolicyReconciler {
 
   /** Reads every bound endpoint's maps back; rewrites those that differ. */
   fullPass(): FullPassReport {
-    let repaired = 0;
-    for (const [name, b] of this.bound) {
-      if (this.readBack(name, b)) continue;
+    const drifted = this.batch(() =>
+      [...this.bound].filter(([name, b]) => !this.readBack(name, b)),
+    );
+    for (const [name, b] of drifted) {
       this.opts.log?.('policy maps drifted from the desired state: repairing', {
         endpoint: name,
         endpointId: b.endpointId,
       });
       this.write(name);
-      repaired++;
     }
+    const repaired = drifted.length;
     this.last = { at: new Date().toISOString(), checked: this.bound.size, repaired };
     return this.last;
   }
@@ -111,13 +115,20 @@ export class EndpointPolicyReconciler {
 
   /** Per endpoint: revision and whether the maps, read back now, hold its desired policy. */
   status(): EndpointPolicyStatus[] {
-    return [...this.bound].map(([name, b]) => ({
-      name,
-      endpointId: b.endpointId,
-      revision: b.revision,
-      converged: this.readBack(name, b),
-      ...(b.error && { error: b.error }),
-    }));
+    return this.batch(() =>
+      [...this.bound].map(([name, b]) => ({
+        name,
+        endpointId: b.endpointId,
+        revision: b.revision,
+        converged: this.readBack(name, b),
+        ...(b.error && { error: b.error }),
+      })),
+    );
+  }
+
+  /** Read-backs of many endpoints with one walk of the maps when the datapath offers it. */
+  private batch<T>(fn: () => T): T {
+    return this.maps.batchReadBack ? this.maps.batchReadBack(fn) : fn();
   }
 
   private readBack(name: string, b: Bound): boolean {

@@ -87,6 +87,11 @@ export abstract class MapsDatapath implements Datapath {
     if (!loosening) setFlags();
   }
 
+  /** Runs `fn` (read-backs of many endpoints) with one walk of the policy and prefix maps. */
+  batchReadBack<T>(fn: () => T): T {
+    return this.policy.batchReads(() => this.prefixes.batchReads(fn));
+  }
+
   endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean {
     const rows = [...this.endpoints.values()].filter((v) => v.endpointId === endpointId);
     const flagsOk = rows.every(

@@ -4,6 +4,7 @@
 import type { MapBackend } from './map-backend.ts';
 import type { Direction, PolicyEntry, ProtocolNumber } from '../policy/entry.ts';
 import { Protocol } from '../policy/entry.ts';
+import { EndpointReadBatch, pushTo } from './read-batch.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
 import { DIR_EGRESS, DIR_INGRESS, POLICY_F_DENY, POLICY_PREFIX_BASE } from './constants.ts';
 
@@ -100,8 +101,11 @@ export const policyKeyId = (e: PolicyEntry): string => {
 
 /** The per-endpoint policy map, fed directly with agent/policy/entry.ts PolicyEntry rows. */
 export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
+  private readonly batch = new EndpointReadBatch<PolicyEntry>(() => this.walk());
+
   /** Adds (or overwrites) first, then removes: a changed rule is never briefly absent. */
   apply(endpointId: number, delta: PolicyDelta): void {
+    this.batch.invalidate();
     this.setMany(delta.add.map((e) => [toKey(endpointId, e), { deny: e.deny }] as const));
     const added = new Set(delta.add.map(policyKeyId));
     this.deleteMany(
@@ -109,13 +113,23 @@ export class PolicyMap extends BpfMap<PolicyKey, PolicyValue> {
     );
   }
 
+  /** Runs `fn` with every read() served from one walk of the map (see read-batch.ts). */
+  batchReads<T>(fn: () => T): T {
+    return this.batch.run(fn);
+  }
+
   /** Every entry of one endpoint as the kernel holds it. */
   read(endpointId: number): PolicyEntry[] {
-    const out: PolicyEntry[] = [];
+    return this.batch.read(endpointId) ?? this.walk(endpointId).get(endpointId) ?? [];
+  }
+
+  /** Entries by endpoint (of one endpoint only when `only` is given). */
+  private walk(only?: number): Map<number, PolicyEntry[]> {
+    const out = new Map<number, PolicyEntry[]>();
     for (const [k, v] of this.entries()) {
-      if (k.endpointId !== endpointId) continue;
+      if (only !== undefined && k.endpointId !== only) continue;
       const { direction, peer, protocol, port, portPrefixLen } = k;
-      out.push({ direction, peer, protocol, port, portPrefixLen, deny: v.deny });
+      pushTo(out, k.endpointId, { direction, peer, protocol, port, portPrefixLen, deny: v.deny });
     }
     return out;
   }

@@ -3,6 +3,7 @@
 import type { MapBackend } from './map-backend.ts';
 import type { Direction, PrefixEntry } from '../policy/entry.ts';
 import { addrBits, formatPrefix, parsePrefix } from './addr.ts';
+import { EndpointReadBatch, pushTo } from './read-batch.ts';
 import { BpfMap, type Codec } from './bpf-map.ts';
 import { PREFIX_PREFIX_BASE } from './constants.ts';
 import { decodeDirection, encodeDirection } from './policy-map.ts';
@@ -63,7 +64,10 @@ const keyId = (e: PrefixEntry): string => {
 
 /** Per-endpoint CIDR classes, fed with agent/policy/entry.ts PrefixEntry rows. */
 export class PrefixMap extends BpfMap<PrefixKey, PrefixValue> {
+  private readonly batch = new EndpointReadBatch<PrefixEntry>(() => this.walk());
+
   apply(endpointId: number, delta: PrefixDelta): void {
+    this.batch.invalidate();
     this.setMany(delta.add.map((e) => [toKey(endpointId, e), { classId: e.classId }] as const));
     const added = new Set(delta.add.map(keyId));
     this.deleteMany(
@@ -71,11 +75,21 @@ export class PrefixMap extends BpfMap<PrefixKey, PrefixValue> {
     );
   }
 
+  /** Runs `fn` with every read() served from one walk of the map (see read-batch.ts). */
+  batchReads<T>(fn: () => T): T {
+    return this.batch.run(fn);
+  }
+
   read(endpointId: number): PrefixEntry[] {
-    const out: PrefixEntry[] = [];
+    return this.batch.read(endpointId) ?? this.walk(endpointId).get(endpointId) ?? [];
+  }
+
+  /** Entries by endpoint (of one endpoint only when `only` is given). */
+  private walk(only?: number): Map<number, PrefixEntry[]> {
+    const out = new Map<number, PrefixEntry[]>();
     for (const [k, v] of this.entries())
-      if (k.endpointId === endpointId)
-        out.push({ direction: k.direction, cidr: k.cidr, classId: v.classId });
+      if (only === undefined || k.endpointId === only)
+        pushTo(out, k.endpointId, { direction: k.direction, cidr: k.cidr, classId: v.classId });
     return out;
   }
 
