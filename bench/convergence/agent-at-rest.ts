@@ -82,21 +82,23 @@ async function restWindow(
       prefixEntries: eps.reduce((n, e) => n + (e.prefixEntries ?? NaN), 0),
     };
   });
-  console.log(`measured: ${label} (${seconds.toFixed(1)} s window)`);
-  return { label, nodes };
+  const state = { label, nodes };
+  printRows(state);
+  if (Math.abs(seconds - windowS) > 2) console.log(`(window took ${seconds.toFixed(1)} s)`);
+  return state;
 }
 
 const f1 = (x: number) => x.toFixed(1);
 
-function printStates(states: State[]): void {
-  console.log(
-    '\nstate            node            eps  RSS MB  heap MB  CPU %  peak 1s %  ipcache  policy  prefix  busy seconds (>5%)',
-  );
-  for (const s of states)
-    for (const n of s.nodes)
-      console.log(
-        `${s.label.padEnd(16)} ${n.node.padEnd(15)} ${String(n.endpoints).padStart(3)} ${f1(n.rssMb).padStart(7)} ${f1(n.heapUsedMb).padStart(8)} ${n.cpuPct.toFixed(2).padStart(6)} ${f1(n.peakPct).padStart(10)} ${String(n.ipcache).padStart(8)} ${String(n.policyEntries).padStart(7)} ${String(n.prefixEntries).padStart(7)}  ${n.busySeconds.join(',') || '-'}`,
-      );
+const HEADER =
+  'state            node            eps  RSS MB  heap MB  CPU %  peak 1s %  ipcache  policy  prefix  busy seconds (>5%)';
+
+/** One row per node, printed as soon as the state is measured (a later failure keeps them). */
+function printRows(s: State): void {
+  for (const n of s.nodes)
+    console.log(
+      `${s.label.padEnd(16)} ${n.node.padEnd(15)} ${String(n.endpoints).padStart(3)} ${f1(n.rssMb).padStart(7)} ${f1(n.heapUsedMb).padStart(8)} ${n.cpuPct.toFixed(2).padStart(6)} ${f1(n.peakPct).padStart(10)} ${String(n.ipcache).padStart(8)} ${String(n.policyEntries).padStart(7)} ${String(n.prefixEntries).padStart(7)}  ${n.busySeconds.join(',') || '-'}`,
+    );
 }
 
 function printRatios(empty: State, pods: State, full: State): void {
@@ -145,6 +147,7 @@ await withBenchLab(
 
     await converge(env.plan);
     await settle();
+    console.log(HEADER);
     const empty = await restWindow('empty', pids, statusNow);
 
     let t = performance.now();
@@ -190,7 +193,8 @@ await withBenchLab(
     console.log(
       `\n3-node lab, kernel datapath, full passes every 10 s, ${windowS} s rest windows; ${identities.size} pod identities, ${[...st.values()][0]!.policies.enforced} policies enforced`,
     );
-    printStates([empty, pods, full]);
+    console.log(HEADER);
+    for (const s of [empty, pods, full]) printRows(s);
     printRatios(empty, pods, full);
   },
 );
