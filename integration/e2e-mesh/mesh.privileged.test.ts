@@ -9,9 +9,8 @@ import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { remoteReaderUser } from '../../certs/index.ts';
+import { remoteReaderUser, verifyBundle } from '../../certs/index.ts';
 import { clustermeshStatus, remoteReady } from '../../cli/clustermesh.ts';
-import { connectClusters, disconnectClusters } from '../../agent/clustermesh/connect.ts';
 import {
   converge,
   kubectl,
@@ -22,12 +21,14 @@ import {
   waitForPods,
 } from '../e2e-policy/support.ts';
 import { planLab } from '../lab/config.ts';
+import { kubectlCapture } from '../lab/kubectl.ts';
 import { downLab, Lab } from '../lab/lab.ts';
 import { labLeftovers } from '../lab/leftovers.ts';
 import { meshPaths, startMeshApiServer, startMeshEtcd, stopMeshProcess } from '../lab/mesh.ts';
-import { labClusterAccess } from '../lab/mesh-access.ts';
 import type { LabPod } from '../lab/record.ts';
 import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { repoRoot } from '../lab/record.ts';
+import { runCommand } from '../../agent/routing/command.ts';
 import { iperfStream, meshEngineRows, nodeIpcache, rowKey, waitForMesh } from './support.ts';
 
 const name = uniqueLabName('emesh');
@@ -92,6 +93,16 @@ test.after.always(async () => {
   await downLab(name);
 });
 
+/** The real command line: `isthmus clustermesh ...` against this lab. */
+async function isthmus(args: string[]) {
+  const main = join(repoRoot(), 'cli/main.ts');
+  return runCommand([process.execPath, '--import', 'tsx', main, 'clustermesh', ...args]);
+}
+
+const secretExists = async (c: string) =>
+  (await kubectlCapture(plan, c, ['get', 'secret', '-n', 'kube-system', 'cilium-clustermesh'], ''))
+    .code === 0;
+
 const byName = (key: string) => pods.find((p) => `${p.cluster}/${p.namespace}/${p.name}` === key)!;
 
 async function agreeWithEngine(t: import('ava').ExecutionContext, set: LabPod[]) {
@@ -110,6 +121,9 @@ test.serial(
   async (t) => {
     const nodes = await clustermeshStatus({ lab: name });
     t.is(nodes.length, 4);
+    const cli = await isthmus(['status', '--lab', name, '--output', 'json']);
+    t.is(cli.code, 0, cli.stderr);
+    t.is((JSON.parse(cli.stdout) as { nodes: unknown[] }).nodes.length, 4);
     for (const n of nodes) {
       t.true(n.configured, n.node);
       t.is(n.remotes.length, 1, n.node);
@@ -174,6 +188,9 @@ test.serial(
     );
     t.is(down.state, 'disconnected');
     t.false(remoteReady(down));
+    const cli = await isthmus(['status', '--lab', name, '--node', c1node.name]);
+    t.is(cli.code, 3, 'exit code 3 while a remote is not ready');
+    t.regex(cli.stdout, /c2 \(id 2\): disconnected/);
     // changes in c2 while c1 cannot see them
     const before = nodeIpcache(c1node);
     await kubectl(plan, ['apply', '-f', '-'], pod('b', 's', 's', 'c2-node1'), 'c2');
@@ -244,12 +261,10 @@ test.serial(
   'disconnect: the revoked reader cannot read; connect again restores the mesh',
   async (t) => {
     const p = meshPaths(plan, cluster('c2'));
-    const access = await labClusterAccess(name, ['c1', 'c2']);
-    try {
+    {
       // a client with c1's reader certificate on c2's etcd: issued by connect, read from a bundle
       const bundleFile = join(plan.clusters[0]!.nodes[0]!.dir, 'clustermesh', 'c2');
       const bundle = readFileSync(bundleFile, 'utf8');
-      const { verifyBundle } = await import('../../certs/index.ts');
       const b = await verifyBundle(bundle, readFileSync(p.caFile, 'utf8'));
       if (!b.ok) throw new Error(b.error.detail);
       const reader = new Etcd3({
@@ -264,8 +279,10 @@ test.serial(
       t.teardown(() => reader.close());
       t.truthy(await reader.get('cilium/cluster-config/c2').string(), 'the reader reads before');
       t.is(b.value.user, remoteReaderUser('c1'));
-      await disconnectClusters(access[0]!, access[1]!);
+      const off = await isthmus(['disconnect', 'c1', 'c2', '--lab', name]);
+      t.is(off.code, 0, off.stderr);
       await t.throwsAsync(reader.get('cilium/cluster-config/c2').string());
+      t.false(await secretExists('c1'), 'disconnect removed the Secret in c1');
       await until(
         'c1 agents drop c2',
         async () => {
@@ -274,10 +291,10 @@ test.serial(
         },
         20_000,
       );
-      await connectClusters(access[0]!, access[1]!);
+      const on = await isthmus(['connect', 'c1', 'c2', '--lab', name]);
+      t.is(on.code, 0, on.stderr);
       await waitForMesh(plan, pods);
-    } finally {
-      for (const a of access) a.close();
+      t.true(await secretExists('c1'), 'connect wrote the Secret in c1');
     }
   },
 );
