@@ -3,7 +3,8 @@
 import type { EndpointPolicy } from '../policy/entry.ts';
 import type { CounterMap } from './counter-map.ts';
 import type { CtMap } from './ct-map.ts';
-import type { EndpointMap } from './endpoint-map.ts';
+import type { EndpointMap, EndpointValue } from './endpoint-map.ts';
+import { EndpointReadBatch, pushTo } from './read-batch.ts';
 import type { FlowEvent } from './events.ts';
 import type { IpcacheMap } from './ipcache-map.ts';
 import type { LbMaps } from './lb-maps.ts';
@@ -32,6 +33,12 @@ export abstract class MapsDatapath implements Datapath {
   readonly counters: CounterMap;
   readonly stats: StatsMap;
   readonly lb: LbMaps;
+  /** endpoint rows by endpoint id, for read-backs inside batchReadBack */
+  private readonly rows = new EndpointReadBatch<EndpointValue>(() => {
+    const out = new Map<number, EndpointValue[]>();
+    for (const v of this.endpoints.values()) pushTo(out, v.endpointId, v);
+    return out;
+  });
 
   constructor(maps: DatapathMapSet) {
     this.ipcache = maps.ipcache;
@@ -57,6 +64,7 @@ export abstract class MapsDatapath implements Datapath {
   abstract close(): void;
 
   removeEndpoint(endpointId: number): void {
+    this.rows.invalidate();
     const rows = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
     for (const ifindex of new Set(rows.map(([, v]) => v.ifindex))) this.detachEndpoint({ ifindex });
     this.endpoints.deleteMany(rows.map(([ip]) => ip));
@@ -67,6 +75,7 @@ export abstract class MapsDatapath implements Datapath {
   }
 
   applyEndpointPolicy(endpointId: number, policy: EndpointPolicy): void {
+    this.rows.invalidate();
     const mine = [...this.endpoints.entries()].filter(([, v]) => v.endpointId === endpointId);
     const setFlags = (): void => {
       for (const [ip, v] of mine)
@@ -85,15 +94,18 @@ export abstract class MapsDatapath implements Datapath {
     this.prefixes.replace(endpointId, policy.prefixes);
     this.policy.replace(endpointId, policy.entries);
     if (!loosening) setFlags();
+    this.rows.invalidate();
   }
 
-  /** Runs `fn` (read-backs of many endpoints) with one walk of the policy and prefix maps. */
+  /** Runs `fn` (read-backs of many endpoints) with one walk of the endpoint, policy and prefix maps. */
   batchReadBack<T>(fn: () => T): T {
-    return this.policy.batchReads(() => this.prefixes.batchReads(fn));
+    return this.rows.run(() => this.policy.batchReads(() => this.prefixes.batchReads(fn)));
   }
 
   endpointPolicyConverged(endpointId: number, policy: EndpointPolicy): boolean {
-    const rows = [...this.endpoints.values()].filter((v) => v.endpointId === endpointId);
+    const rows =
+      this.rows.read(endpointId) ??
+      [...this.endpoints.values()].filter((v) => v.endpointId === endpointId);
     const flagsOk = rows.every(
       (v) =>
         v.ingressEnforced === policy.ingressEnforced && v.egressEnforced === policy.egressEnforced,

@@ -72,6 +72,10 @@ test('a write inside a batch is seen by the reads after it; nothing is cached af
     dp.applyEndpointPolicy(2, policyFor(42));
     t.true(dp.endpointPolicyConverged(2, policyFor(42)));
     t.false(dp.endpointPolicyConverged(2, policyFor(2)));
+    const egress = { ...policyFor(42), egressEnforced: true };
+    t.false(dp.endpointPolicyConverged(2, egress));
+    dp.applyEndpointPolicy(2, egress);
+    t.true(dp.endpointPolicyConverged(2, egress), 'flags written in the batch are read back');
   });
   dp.policy.replace(3, []);
   t.deepEqual(dp.policy.read(3), []);
