@@ -6,7 +6,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { join } from 'node:path';
 import { startAgentMesh, type AgentMesh } from './clustermesh/mesh.ts';
-import { AgentControlPlane } from './daemon/control-plane.ts';
+import { AgentControlPlane, loadKubeConfig } from './daemon/control-plane.ts';
+import { NodeEncryption } from './daemon/encryption.ts';
+import { KubeClient } from './k8s/client.ts';
 import type { AgentStatus } from './daemon/types.ts';
 import type { Datapath } from './datapath/types.ts';
 import { EndpointManager } from './endpoint/manager.ts';
@@ -38,6 +40,12 @@ export interface AgentConfig {
   fullPassIntervalMs?: number;
   /** ClusterMesh: remote clusters' signed bundles (one file each) and the mesh CA to verify them */
   clustermesh?: { bundleDir: string; caFile: string };
+  /** transparent encryption between nodes (needs kubeconfig: keys travel on Node objects) */
+  encryption?: 'wireguard' | 'none';
+  /** the node's underlay interface, where strict mode filters (default eth0) */
+  underlayIf?: string;
+  /** WireGuard strict mode: pod traffic to other nodes is never sent in plaintext (default true) */
+  strictMode?: boolean;
 }
 
 export interface AgentDeps {
@@ -99,10 +107,17 @@ export async function startAgent(
   mkdirSync(config.stateDir, { recursive: true });
   enableForwarding();
   const log = deps.log ?? (() => {});
-  const routes = new NodeRouteReconciler(config.nodeName, deps.netlink ?? new IprouteNetlink(), {
-    intervalMs: config.routeIntervalMs ?? 10_000,
-    onError: (err) => log('route reconcile failed', { error: String(err) }),
-  });
+  const encryption = await startEncryption(config, log);
+  const netlink = deps.netlink ?? new IprouteNetlink();
+  const others = config.nodes.filter((n) => n.name !== config.nodeName).map((n) => n.underlayIP);
+  const routes = new NodeRouteReconciler(
+    config.nodeName,
+    encryption?.guardNativeRoutes(netlink, others) ?? netlink,
+    {
+      intervalMs: config.routeIntervalMs ?? 10_000,
+      onError: (err) => log('route reconcile failed', { error: String(err) }),
+    },
+  );
   const controlPlane = makeControlPlane(config, deps, routes, routerIPOf(config.podCIDR));
   // With a control plane, endpoints go through it: identity, row, policy, endpoint object.
   const manager = new EndpointManager({
@@ -122,7 +137,8 @@ export async function startAgent(
   let mesh: AgentMesh | undefined;
   const status = async (): Promise<AgentStatus> => {
     const s = controlPlane ? await controlPlane.status() : await staticStatus(config, manager);
-    return mesh ? { ...s, clustermesh: mesh.status() } : s;
+    const withMesh = mesh ? { ...s, clustermesh: mesh.status() } : s;
+    return encryption ? { ...withMesh, encryption: await encryption.status() } : withMesh;
   };
   const socketPath = endpointSocketPath(config.stateDir);
   const server = new EndpointServer(socketPath, manager, status);
@@ -161,10 +177,38 @@ export async function startAgent(
     async stop() {
       await server.stop();
       await mesh?.stop();
+      await encryption?.stop();
       routes.stop();
       await controlPlane?.stop();
     },
   };
+}
+
+/** WireGuard between this cluster's nodes when configured; keys are exchanged on Node objects. */
+async function startEncryption(
+  config: Readonly<AgentConfig>,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+): Promise<NodeEncryption | undefined> {
+  if (config.encryption !== 'wireguard') return undefined;
+  if (!config.kubeconfig || !config.cluster)
+    throw Object.assign(
+      new Error('agent config: encryption: wireguard needs kubeconfig and cluster'),
+      {
+        code: 'ISTHMUS_AGENT_CONFIG',
+      },
+    );
+  return NodeEncryption.start(
+    {
+      cluster: config.cluster.name,
+      nodeName: config.nodeName,
+      stateDir: config.stateDir,
+      bpffs: config.bpffs,
+      underlayIf: config.underlayIf ?? 'eth0',
+      strict: config.strictMode !== false,
+      log,
+    },
+    new KubeClient(loadKubeConfig(config.kubeconfig)),
+  );
 }
 
 function makeControlPlane(

@@ -10,6 +10,7 @@ import { RUN_ROOT } from '../integration/lab/config.ts';
 import { nodesOf } from '../integration/lab/lab.ts';
 import { readRecord } from '../integration/lab/record.ts';
 import { resolveLabName } from '../integration/lab/supervisor.ts';
+import { formatEncryption } from './wireguard.ts';
 
 class AgentCliError extends Error {
   readonly code = 'ISTHMUS_AGENT_CLI';
@@ -77,6 +78,7 @@ export function formatAgentStatus(s: AgentStatus): string {
     );
     if (e.labels) lines.push(`            labels: ${e.labels}`);
   }
+  if (s.encryption) lines.push(...formatEncryption(s.encryption));
   return lines.join('\n');
 }
 

@@ -7,6 +7,7 @@ import { register as registerLab } from './lab.ts';
 import { register as registerDemo } from './demo.ts';
 import { register as registerAgent } from './agent.ts';
 import { register as registerService } from './service.ts';
+import { register as registerWireguard } from './wireguard.ts';
 import { register as registerClustermesh } from './clustermesh.ts';
 
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerAgent(program);
   registerService(program);
+  registerWireguard(program);
   registerClustermesh(program);
   return program;
 }

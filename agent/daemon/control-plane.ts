@@ -298,7 +298,7 @@ export class AgentControlPlane {
  * Loads a kubeconfig file. client-node refuses plain-HTTP servers unless the cluster entry skips
  * TLS verification; an http:// server has no TLS to verify, so such entries are marked so.
  */
-function loadKubeConfig(file: string): KubeConfig {
+export function loadKubeConfig(file: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   if (!kc.clusters.some((c) => c.server.startsWith('http://'))) return kc;

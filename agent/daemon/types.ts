@@ -63,4 +63,6 @@ export interface AgentStatus {
   services?: ServiceView[];
   /** remote clusters (when the agent has a bundle directory) and what their sinks applied */
   clustermesh?: AgentMeshStatus;
+  /** WireGuard device, key and peers (agent/daemon/encryption.ts) when encryption is on */
+  encryption?: import('./encryption.ts').EncryptionStatus;
 }

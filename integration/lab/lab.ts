@@ -28,6 +28,7 @@ import {
 import { controlPlanePaths, restartApiServer, startControlPlanes } from './control-plane.ts';
 import { kubeletAlive, logSize, spawnKubelet, startKubelets, waitForKubelet } from './kubelets.ts';
 import { createPod, destroyPod, type PodSpec } from './pods.ts';
+import { destroyTunnels } from './encryption.ts';
 import { endProcess, pidsMatching, spawnDetached } from './processes.ts';
 import { readRecord, repoRoot, writeRecord, type LabPod, type LabRecord } from './record.ts';
 
@@ -301,6 +302,8 @@ export async function downLab(name: string): Promise<void> {
     ...pidsMatching(markers),
   ]);
   await Promise.all([...pids].map((pid) => Promise.all(markers.map((m) => endProcess(pid, m)))));
+  // wireguard-go daemons outlive agents (and would keep node namespaces alive): end them by PID
+  if (record) await destroyTunnels(record.plan);
   const namespaces = (await listNetns()).filter((n) => n.startsWith(`${name}-`));
   for (const ns of namespaces) await deleteNetns(ns);
   const mounts = mountsUnder(runDir, readFileSync('/proc/mounts', 'utf8'));
@@ -353,6 +356,8 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
     ...(opts.datapath && { datapath: opts.datapath }),
     ...(opts.fullPassIntervalMs !== undefined && { fullPassIntervalMs: opts.fullPassIntervalMs }),
     ...(opts.kubernetes !== false && agentKubernetes(plan, node)),
+    // WireGuard keys travel on Node objects, so encryption needs the cluster's API server
+    ...(opts.kubernetes !== false && { encryption: plan.encryption }),
     ...(withMesh(plan, opts) && {
       clustermesh: {
         bundleDir: bundleDirOf(node),

@@ -1,0 +1,272 @@
+// Transparent encryption for one node: the WireGuard library (agent/wireguard) fed from the
+// cluster's Node objects. This node publishes its key as a Node annotation (the clustermesh API
+// server carries it into the node record); every other node with a key becomes a peer, and its
+// pod CIDR is routed into the tunnel instead of natively (see `guardNativeRoutes`). Rotations
+// are requested on a unix socket of their own (`isthmus wireguard rotate`).
+import { rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import type { KubeApi } from '../k8s/types.ts';
+import { Nodes, type Node } from '../k8s/resources.ts';
+import { mustRun, runCommand } from '../routing/command.ts';
+import type { RouteNetlink } from '../routing/types.ts';
+import { WireguardAgent } from '../wireguard/agent.ts';
+import { mssClampRule } from '../wireguard/routes.ts';
+import type { WgNode, WireguardStatus } from '../wireguard/types.ts';
+
+/** Cilium's annotation for a node's WireGuard public key. */
+export const WG_KEY_ANNOTATION = 'network.cilium.io/wg-pub-key';
+/** Ours: the port of the key above, and the next key (+ port) while a rotation runs. */
+export const WG_PORT_ANNOTATION = 'network.isthmus.io/wg-port';
+export const WG_NEXT_KEY_ANNOTATION = 'network.isthmus.io/wg-next-pub-key';
+export const WG_NEXT_PORT_ANNOTATION = 'network.isthmus.io/wg-next-port';
+
+export const wireguardSocketPath = (stateDir: string): string => join(stateDir, 'wireguard.sock');
+
+export interface EncryptionOptions {
+  cluster: string;
+  nodeName: string;
+  stateDir: string;
+  bpffs: string;
+  underlayIf: string;
+  /** strict mode (default true): destination-only matching, so pods still reach the world */
+  strict: boolean;
+  /** period of the Node list that feeds peers and publishes annotations (default 500 ms) */
+  pollMs?: number;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface EncryptionStatus extends WireguardStatus {
+  strict: boolean;
+  published: boolean;
+  lastRotation: RotationResult | null;
+}
+
+export interface RotationResult {
+  oldKey: string;
+  newKey: string;
+  missing: string[];
+  stillOnOld: string[];
+  ms: number;
+}
+
+export class NodeEncryption {
+  private timer: NodeJS.Timeout | undefined;
+  private lastTable = '';
+  private synced = false;
+  private published = false;
+  private lastRotation: RotationResult | null = null;
+  private rotating: Promise<RotationResult> | undefined;
+  private server: Server | undefined;
+  /** underlay IPs of nodes whose pod traffic the tunnel carries */
+  private readonly tunnelled = new Set<string>();
+
+  private constructor(
+    private readonly o: EncryptionOptions,
+    private readonly api: KubeApi,
+    readonly wg: WireguardAgent,
+  ) {}
+
+  static async start(o: EncryptionOptions, api: KubeApi): Promise<NodeEncryption> {
+    const wg = await WireguardAgent.start({
+      nodeName: `${o.cluster}/${o.nodeName}`,
+      stateDir: o.stateDir,
+      ...(o.strict && {
+        strict: { pinRoot: o.bpffs, underlayIf: o.underlayIf, localPodCIDRs: [] },
+      }),
+    });
+    const enc = new NodeEncryption(o, api, wg);
+    await clampMss(wg.activeDevice.ifname);
+    await enc.listen();
+    await enc
+      .poll()
+      .catch((err: unknown) => o.log('encryption sync failed', { error: String(err) }));
+    enc.timer = setInterval(
+      () =>
+        void enc
+          .poll()
+          .catch((err: unknown) => o.log('encryption sync failed', { error: String(err) })),
+      o.pollMs ?? 500,
+    );
+    return enc;
+  }
+
+  /** Native routes to nodes the tunnel carries are not installed (the tunnel's routes own them). */
+  guardNativeRoutes(inner: RouteNetlink, staticIPs: string[]): RouteNetlink {
+    for (const ip of staticIPs) this.tunnelled.add(ip);
+    return {
+      listOwned: () => inner.listOwned(),
+      replace: async (r) => (this.tunnelled.has(r.via) ? undefined : inner.replace(r)),
+      remove: (dst) => inner.remove(dst),
+    };
+  }
+
+  async status(): Promise<EncryptionStatus> {
+    return {
+      ...(await this.wg.status()),
+      strict: this.o.strict,
+      published: this.published,
+      lastRotation: this.lastRotation,
+    };
+  }
+
+  /** Make-before-break: new key published next to the current one, traffic moves once every
+   * peer handshaked on it, the old key goes once no peer sends to it. One at a time. */
+  rotate(handshakeTimeoutMs = 30_000): Promise<RotationResult> {
+    this.rotating ??= this.runRotation(handshakeTimeoutMs).finally(() => {
+      this.rotating = undefined;
+    });
+    return this.rotating;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.wg.stop();
+  }
+
+  private async runRotation(handshakeTimeoutMs: number): Promise<RotationResult> {
+    const started = Date.now();
+    const oldKey = this.wg.publicKey;
+    const newKey = await this.wg.beginRotation();
+    const next = (await this.wg.status()).rotation!;
+    await this.publish({
+      [WG_NEXT_KEY_ANNOTATION]: newKey,
+      [WG_NEXT_PORT_ANNOTATION]: String(next.listenPort),
+    });
+    const { missing, stillOnOld } = await this.wg.completeRotation({
+      handshakeTimeoutMs,
+      afterSwitch: async () => {
+        await clampMss(this.wg.activeDevice.ifname);
+        await this.publishCurrent();
+      },
+    });
+    this.lastRotation = { oldKey, newKey, missing, stillOnOld, ms: Date.now() - started };
+    this.o.log('wireguard rotation', { ...this.lastRotation });
+    if (stillOnOld.length) void this.retireLater();
+    return this.lastRotation;
+  }
+
+  private async retireLater(): Promise<void> {
+    for (let i = 0; i < 20; i++) {
+      const busy = await this.wg.retireOld().catch(() => ['error']);
+      if (!busy.length) return;
+    }
+  }
+
+  /** One pass: publish our annotations, feed the peers from the Node list when it changed. */
+  private async poll(): Promise<void> {
+    const { items } = await this.api.list(Nodes);
+    const self = items.find((n) => n.metadata.name === this.o.nodeName);
+    if (self && !this.rotating && !hasCurrent(self, this.wg)) await this.publishCurrent();
+    const table = items.flatMap((n) => wgNodeOf(this.o.cluster, n));
+    for (const n of table) this.tunnelled.add(n.nodeIP);
+    const text = JSON.stringify(table);
+    if (this.synced && text === this.lastTable) return;
+    await this.wg.setPeers(table);
+    this.synced = true;
+    this.lastTable = text;
+  }
+
+  private publishCurrent(): Promise<void> {
+    return this.publish({
+      [WG_KEY_ANNOTATION]: this.wg.publicKey,
+      [WG_PORT_ANNOTATION]: String(this.wg.activeDevice.port),
+      [WG_NEXT_KEY_ANNOTATION]: null,
+      [WG_NEXT_PORT_ANNOTATION]: null,
+    });
+  }
+
+  /** Read-modify-write of our Node's annotations (null removes); retried on conflicts. */
+  private async publish(changes: Record<string, string | null>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const node = await this.api.get(Nodes, this.o.nodeName);
+        const annotations = { ...node.metadata.annotations };
+        for (const [k, v] of Object.entries(changes))
+          if (v === null) delete annotations[k];
+          else annotations[k] = v;
+        await this.api.replace(Nodes, { ...node, metadata: { ...node.metadata, annotations } });
+        this.published = true;
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+  }
+
+  /** `{"op":"rotate"}` or `{"op":"status"}`, one JSON line each way. */
+  private async listen(): Promise<void> {
+    const path = wireguardSocketPath(this.o.stateDir);
+    rmSync(path, { force: true });
+    this.server = createServer((socket) => {
+      socket.setEncoding('utf8');
+      let buf = '';
+      socket.on('error', () => socket.destroy());
+      socket.on('data', (chunk: string) => {
+        buf += chunk;
+        if (!buf.includes('\n')) return;
+        void this.answer(buf.slice(0, buf.indexOf('\n'))).then((a) =>
+          socket.end(JSON.stringify(a) + '\n'),
+        );
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(path, () => resolve());
+    });
+  }
+
+  private async answer(line: string): Promise<Record<string, unknown>> {
+    try {
+      const req = JSON.parse(line) as { op?: string; handshakeTimeoutMs?: number };
+      if (req.op === 'status') return { ok: true, status: await this.status() };
+      if (req.op === 'rotate')
+        return { ok: true, rotation: await this.rotate(req.handshakeTimeoutMs) };
+      return { ok: false, error: `unknown op ${JSON.stringify(req.op)}: use "status" or "rotate"` };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+}
+
+function hasCurrent(node: Node, wg: WireguardAgent): boolean {
+  const a = node.metadata.annotations ?? {};
+  return (
+    a[WG_KEY_ANNOTATION] === wg.publicKey &&
+    a[WG_PORT_ANNOTATION] === String(wg.activeDevice.port) &&
+    (wg.nextPublicKey !== undefined || a[WG_NEXT_KEY_ANNOTATION] === undefined)
+  );
+}
+
+/** A Node object as a row of the WireGuard node table (absent key: no peer yet). */
+export function wgNodeOf(cluster: string, node: Node): WgNode[] {
+  const ip = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  const cidrs = node.spec?.podCIDRs?.length
+    ? node.spec.podCIDRs
+    : node.spec?.podCIDR
+      ? [node.spec.podCIDR]
+      : [];
+  if (!ip || !cidrs.length) return [];
+  const a = node.metadata.annotations ?? {};
+  const port = (k: string) => (a[k] && /^\d+$/.test(a[k]) ? Number(a[k]) : undefined);
+  const row: WgNode = {
+    name: `${cluster}/${node.metadata.name}`,
+    nodeIP: ip,
+    podCIDRs: cidrs,
+    podIPs: [],
+  };
+  if (a[WG_KEY_ANNOTATION]) row.publicKey = a[WG_KEY_ANNOTATION];
+  if (port(WG_PORT_ANNOTATION)) row.port = port(WG_PORT_ANNOTATION);
+  if (a[WG_NEXT_KEY_ANNOTATION]) row.nextPublicKey = a[WG_NEXT_KEY_ANNOTATION];
+  if (port(WG_NEXT_PORT_ANNOTATION)) row.nextPort = port(WG_NEXT_PORT_ANNOTATION);
+  return [row];
+}
+
+/** TCP into the tunnel never carries segments larger than its MTU (pod veths keep 1500). */
+async function clampMss(dev: string): Promise<void> {
+  const rule = mssClampRule(dev);
+  const check = ['iptables', ...rule.map((x) => (x === '-A' ? '-C' : x))];
+  if ((await runCommand(check)).code !== 0) await mustRun(['iptables', ...rule]);
+}

@@ -1,0 +1,173 @@
+// Transparent encryption end to end on a lab of one cluster, 3 nodes (encryption: wireguard):
+// the underlay carries only WireGuard between nodes (capture with a marker), 100 MB arrive
+// intact, a rotation under a live connection and a probe loop loses nothing and retires the
+// old key, and a deleted Node's peer goes from the other nodes.
+import test from 'ava';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { KubeClient } from '../../agent/k8s/client.ts';
+import { Nodes } from '../../agent/k8s/resources.ts';
+import { loadKubeConfig } from '../../agent/daemon/control-plane.ts';
+import { planLab } from '../lab/config.ts';
+import { Lab } from '../lab/lab.ts';
+import { labLeftovers } from '../lab/leftovers.ts';
+import type { LabPod } from '../lab/record.ts';
+import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import {
+  encryptionOf,
+  inPod,
+  plaintextLines,
+  startCapture,
+  startSink,
+  waitForPeers,
+  wireguardLines,
+} from './helpers.ts';
+import { callWireguard } from '../../cli/wireguard.ts';
+
+const plan = planLab({
+  name: uniqueLabName('enc'),
+  encryption: 'wireguard',
+  clusters: [{ name: 'c1', id: 1, podCIDR: '10.61.0.0/16', nodes: 3 }],
+});
+const nodes = plan.clusters[0]!.nodes;
+const ports = [
+  { port: 80, protocol: 'TCP' as const, name: 'http' },
+  { port: 53, protocol: 'UDP' as const, name: 'dns' },
+];
+const MARKER = 'ISTHMUS-PLAINTEXT-MARKER-7f3a';
+let lab: Lab | undefined;
+let pods: LabPod[] = [];
+const work = join(plan.runDir, 'e2e');
+
+test.before(async () => {
+  await ensureBuilt();
+  lab = await Lab.up(plan, { routeIntervalMs: 300 });
+  mkdirSync(work, { recursive: true });
+  pods = await lab.addPods(
+    Array.from({ length: 3 }, (_, i) => ({
+      cluster: 'c1',
+      namespace: 'default',
+      name: `p${i}`,
+      ports,
+    })),
+  );
+  await waitForPeers(nodes);
+});
+
+test.after.always(async () => {
+  await lab?.down();
+  if (lab) {
+    const left = await labLeftovers(plan.name);
+    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
+  }
+});
+
+const podOn = (node: string) => pods.find((p) => p.node === node)!;
+
+test.serial('pod traffic between nodes crosses the underlay only as WireGuard UDP', async (t) => {
+  const [a, b] = [podOn(nodes[0]!.name), podOn(nodes[1]!.name)];
+  const cap = await startCapture(plan, join(work, 'marker.pcap'));
+  const r = await inPod<{ tcpEchoed: number; udpEchoed: number }>(a, [
+    'marker',
+    b.ip,
+    '80',
+    '53',
+    MARKER,
+    '20',
+  ]);
+  const got = await cap.stop();
+  t.deepEqual(r, { tcpEchoed: 20, udpEchoed: 20 }, 'the marker traffic went through');
+  t.false(got.raw.includes(MARKER), 'no captured packet carries the marker');
+  t.deepEqual(plaintextLines(got, '10.61.'), [], 'no packet with pod addresses on the underlay');
+  t.true(wireguardLines(got).length >= 40, `WireGuard packets seen: ${wireguardLines(got).length}`);
+  const s = await encryptionOf(nodes[0]!);
+  t.is(s?.device, 'isthmus_wg0');
+  t.true(s?.strict);
+  t.true(s!.peers.some((p) => p.node === `c1/${nodes[1]!.name}` && p.ready && p.rxBytes > 0));
+});
+
+test.serial('100 MB between pods on different nodes arrive intact', async (t) => {
+  const [a, b] = [podOn(nodes[0]!.name), podOn(nodes[1]!.name)];
+  const sink = await startSink(b, 9100, 200, work);
+  t.teardown(() => sink.stop());
+  const r = await inPod<{
+    sent: number;
+    sha256: string;
+    got: { bytes: number; sha256: string };
+    ms: number;
+  }>(a, ['send', b.ip, '9100', String(100 * 1024 * 1024)]);
+  t.is(r.got.bytes, r.sent);
+  t.is(r.got.sha256, r.sha256);
+  t.log(`100 MB in ${r.ms} ms (${((r.sent * 8) / r.ms / 1000).toFixed(0)} Mbit/s)`);
+});
+
+test.serial(
+  'rotation under a live connection and a probe loop: no failure, old key gone',
+  async (t) => {
+    const [a, b, c] = [podOn(nodes[0]!.name), podOn(nodes[1]!.name), podOn(nodes[2]!.name)];
+    const before = await encryptionOf(nodes[1]!);
+    const stream = inPod<{
+      sent: number;
+      received: number;
+      maxGapMs: number;
+      error: string | null;
+    }>(a, ['stream', b.ip, '80', '15000', '20']);
+    const probes = inPod<{ ok: number; failed: unknown[] }>(c, [
+      'probes',
+      b.ip,
+      '80',
+      '15000',
+      '100',
+    ]);
+    await new Promise((r) => setTimeout(r, 2000));
+    const rot = await callWireguard(nodes[1]!.stateDir, { op: 'rotate' }, 90_000);
+    t.true(rot.ok, JSON.stringify(rot));
+    const rotation = rot.rotation as {
+      oldKey: string;
+      newKey: string;
+      missing: string[];
+      stillOnOld: string[];
+    };
+    t.deepEqual(rotation.missing, []);
+    const [s, p] = await Promise.all([stream, probes]);
+    t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
+    t.is(s.error, null, 'the connection was not reset');
+    t.is(s.received, s.sent, 'every byte came back');
+    t.deepEqual(p.failed, [], 'no failed probe');
+    t.true(p.ok > 50);
+    t.log(`rotation ${JSON.stringify(rotation)}; longest gap ${s.maxGapMs} ms`);
+    t.is(before?.publicKey, rotation.oldKey);
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const others = await Promise.all([encryptionOf(nodes[0]!), encryptionOf(nodes[2]!)]);
+      const self = await encryptionOf(nodes[1]!);
+      const keys = others.flatMap((o) => o!.peers.map((x) => x.publicKey));
+      const done =
+        !keys.includes(rotation.oldKey) &&
+        keys.includes(rotation.newKey) &&
+        self?.publicKey === rotation.newKey &&
+        !self.rotation;
+      if (done) break;
+      if (Date.now() > deadline)
+        return t.fail(`old key still present: ${JSON.stringify({ keys, self })}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.pass();
+  },
+);
+
+test.serial('a deleted Node loses its peer on the other nodes', async (t) => {
+  const api = new KubeClient(loadKubeConfig(lab!.kubeconfig('c1')));
+  const gone = `c1/${nodes[2]!.name}`;
+  await api.delete(Nodes, nodes[2]!.name);
+  const seen = new Set<string>();
+  const deadline = Date.now() + 8000;
+  while (seen.size < 2 && Date.now() < deadline) {
+    for (const n of nodes.slice(0, 2)) {
+      const s = await encryptionOf(n);
+      if (s && !s.peers.some((p) => p.node === gone)) seen.add(n.name);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.is(seen.size, 2, 'both remaining nodes removed the peer');
+});
