@@ -39,7 +39,7 @@ export interface AgentConfig {
   /** period of the policy and ipcache full passes that read the maps back (default 10 s) */
   fullPassIntervalMs?: number;
   /** ClusterMesh: remote clusters' signed bundles (one file each) and the mesh CA to verify them */
-  clustermesh?: { bundleDir: string; caFile: string };
+  clustermesh?: { bundleDir: string; caFile: string; serviceWithdrawalMs?: number };
   /** transparent encryption between nodes (needs kubeconfig: keys travel on Node objects) */
   encryption?: 'wireguard' | 'none';
   /** the node's underlay interface, where strict mode filters (default eth0) */

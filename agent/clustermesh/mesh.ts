@@ -13,6 +13,11 @@ import {
   type RemoteNodeRoute,
   type SinkCounters,
 } from './sink.ts';
+import {
+  DEFAULT_SERVICE_WITHDRAWAL_MS,
+  startWithdrawalClock,
+  WithdrawalClock,
+} from './withdrawal.ts';
 
 export interface AgentMeshConfig {
   cluster: { name: string; id: number };
@@ -20,6 +25,8 @@ export interface AgentMeshConfig {
   bundleDir: string;
   /** the mesh CA certificate (PEM file) bundles must be signed with */
   caFile: string;
+  /** a remote not connected this long has its service backends withdrawn (default 5 min) */
+  serviceWithdrawalMs?: number;
 }
 
 export interface AgentMeshStatus {
@@ -28,6 +35,8 @@ export interface AgentMeshStatus {
   applied: SinkCounters;
   /** remote nodes with their routes (pod CIDR via node IP) */
   nodes: RemoteNodeRoute[];
+  /** remote clusters whose service backends are withdrawn (not connected for too long) */
+  withdrawn: string[];
 }
 
 export interface AgentMesh {
@@ -64,13 +73,21 @@ export async function startAgentMesh(
     registry: new Registry(),
   });
   await bundles.start();
+  const withdrawAfter = config.serviceWithdrawalMs ?? DEFAULT_SERVICE_WITHDRAWAL_MS;
+  const stopClock = sink.services
+    ? startWithdrawalClock(new WithdrawalClock(sink.services, withdrawAfter), withdrawAfter, () =>
+        bundles.status(),
+      )
+    : () => {};
   return {
     status: () => ({
       remotes: bundles.status(),
       applied: sink.counters,
       nodes: sink.remoteNodes(),
+      withdrawn: sink.services?.withdrawnClusters() ?? [],
     }),
     async stop() {
+      stopClock();
       unsubscribe();
       await bundles.stop();
     },

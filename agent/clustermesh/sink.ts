@@ -17,6 +17,7 @@ import { hostPrefix } from '../ipcache/types.ts';
 import type { NodeRouteReconciler } from '../routing/reconciler.ts';
 import type { ServiceTable } from '../services/table.ts';
 import type { Backend, Protocol } from '../services/types.ts';
+import { RemoteServices } from './withdrawal.ts';
 
 export interface MeshTargets {
   /** engine.upsertIdentity / removeIdentity, deltas applied to the policy maps */
@@ -48,7 +49,12 @@ export class AgentMeshSink implements RemoteSink {
   /** route name -> the remote node as routed (status: datapath health probes) */
   private readonly routed = new Map<string, RemoteNodeRoute>();
 
-  constructor(private readonly t: MeshTargets) {}
+  /** remote services on their way to the service table (withdrawal after a disconnect) */
+  readonly services: RemoteServices | undefined;
+
+  constructor(private readonly t: MeshTargets) {
+    this.services = t.services && new RemoteServices(t.services);
+  }
 
   upsertIdentity(cluster: string, identity: IdentityRecord): void {
     this.count(cluster, 'identities', 'upsert');
@@ -110,17 +116,12 @@ export class AgentMeshSink implements RemoteSink {
 
   upsertService(cluster: string, service: ClusterService): void {
     this.count(cluster, 'services', 'upsert');
-    this.t.services?.upsertRemoteBackends(
-      cluster,
-      service.namespace,
-      service.name,
-      remoteBackends(service),
-    );
+    this.services?.upsert(cluster, service.namespace, service.name, remoteBackends(service));
   }
 
   deleteService(cluster: string, service: ClusterService): void {
     this.count(cluster, 'services', 'delete');
-    this.t.services?.deleteRemoteBackends(cluster, service.namespace, service.name);
+    this.services?.delete(cluster, service.namespace, service.name);
   }
 
   /** Remote nodes as routed now. */

@@ -65,6 +65,8 @@ export interface UpOptions {
   fullPassIntervalMs?: number;
   /** ClusterMesh between the clusters (mesh.ts); default: with Kubernetes, 2+ clusters, nodeTable 'cluster' */
   mesh?: boolean;
+  /** agents withdraw a disconnected remote cluster's service backends after this (default 5 min) */
+  meshServiceWithdrawalMs?: number;
 }
 
 const withMesh = (plan: LabPlan, opts: UpOptions): boolean =>
@@ -362,6 +364,9 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
       clustermesh: {
         bundleDir: bundleDirOf(node),
         caFile: meshPaths(plan, plan.clusters[0]!).caFile,
+        ...(opts.meshServiceWithdrawalMs !== undefined && {
+          serviceWithdrawalMs: opts.meshServiceWithdrawalMs,
+        }),
       },
     }),
     nodeName: node.name,
