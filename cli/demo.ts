@@ -14,6 +14,7 @@ import { readRecord } from '../integration/lab/record.ts';
 import { labPods, labStatus, type ProbeRow } from '../integration/lab/status.ts';
 import { labNames } from '../integration/lab/supervisor.ts';
 import { DEMO_NAMESPACES, DEMO_PODS, DEMO_STEPS, type DemoStep } from './demo-steps.ts';
+import { globalServiceTour } from './demo-global.ts';
 import { labProbe, labUp, loadPlan } from './lab.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -191,6 +192,8 @@ export function register(program: Command): void {
           );
           report(await runStep(plan, step));
         }
+        say(`\n== global service: answers from both clusters, then failover`);
+        await globalServiceTour(plan, say);
         const n = plan.name === 'demo' ? '' : ` --name ${plan.name}`;
         say(`\nThe lab ${plan.name} keeps running. Explore it:
   isthmus lab status${n}
