@@ -118,7 +118,17 @@ export async function startAgent(
       onError: (err) => log('route reconcile failed', { error: String(err) }),
     },
   );
-  const controlPlane = makeControlPlane(config, deps, routes, routerIPOf(config.podCIDR));
+  let mesh: AgentMesh | undefined;
+  const controlPlane = makeControlPlane(
+    config,
+    deps,
+    routes,
+    routerIPOf(config.podCIDR),
+    async () => {
+      if (config.clustermesh && config.cluster && controlPlane)
+        mesh = await startMeshSynced(config.cluster, config.clustermesh, controlPlane, log);
+    },
+  );
   // With a control plane, endpoints go through it: identity, row, policy, endpoint object.
   const manager = new EndpointManager({
     podCIDR: config.podCIDR,
@@ -134,7 +144,6 @@ export async function startAgent(
   if (controlPlane) controlPlane.endpoints.restoring = false;
   log('endpoints restored', restored);
   await routes.start(config.nodes);
-  let mesh: AgentMesh | undefined;
   const status = async (): Promise<AgentStatus> => {
     const s = controlPlane ? await controlPlane.status() : await staticStatus(config, manager);
     const withMesh = mesh ? { ...s, clustermesh: mesh.status() } : s;
@@ -157,16 +166,12 @@ export async function startAgent(
     } catch (err) {
       await server.stop();
       routes.stop();
+      await mesh?.stop();
       await controlPlane.stop();
       throw Object.assign(new Error('agent control plane failed to start', { cause: err }), {
         code: 'ISTHMUS_AGENT_CONTROL_PLANE',
       });
     }
-    if (config.clustermesh && config.cluster)
-      mesh = await startAgentMesh(
-        { cluster: config.cluster, ...config.clustermesh },
-        controlPlane.meshTargets(),
-      );
   }
   return {
     socketPath,
@@ -216,6 +221,7 @@ function makeControlPlane(
   deps: AgentDeps,
   routes: NodeRouteReconciler,
   routerIP: string,
+  beforeIpcachePrune: () => Promise<void>,
 ): AgentControlPlane | undefined {
   if (!config.kubeconfig || !config.cluster) return undefined;
   if (!deps.maps)
@@ -240,8 +246,34 @@ function makeControlPlane(
       routes,
       staticNodes: config.nodes,
       log: (msg, fields) => deps.log?.(msg, fields),
+      beforeIpcachePrune,
     },
   );
+}
+
+/** Bound on waiting for the remotes' initial sync at start (an unreachable remote must not block). */
+const MESH_SYNC_WAIT_MS = 10_000;
+
+/** Starts ClusterMesh and waits until every remote is ready (or refused, or the wait ends). */
+async function startMeshSynced(
+  cluster: { name: string; id: number },
+  files: { bundleDir: string; caFile: string },
+  controlPlane: AgentControlPlane,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+): Promise<AgentMesh> {
+  const mesh = await startAgentMesh({ cluster, ...files }, controlPlane.meshTargets());
+  const deadline = Date.now() + MESH_SYNC_WAIT_MS;
+  const settled = () =>
+    mesh.status().remotes.every((r) => r.ready || r.state === 'refused' || r.state === 'stopped');
+  while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!settled())
+    log('clustermesh: remotes not synced at start, continuing', {
+      pending: mesh
+        .status()
+        .remotes.filter((r) => !r.ready)
+        .map((r) => r.cluster),
+    });
+  return mesh;
 }
 
 /** Status of an agent without a control plane: endpoints only, nothing to converge on. */

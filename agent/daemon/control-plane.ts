@@ -55,6 +55,12 @@ export interface ControlPlaneDeps {
   log: (msg: string, fields?: Record<string, unknown>) => void;
   /** tests: an API other than the kubeconfig's */
   api?: KubeApi;
+  /**
+   * Awaited once every local table is loaded and before the ipcache's first full pass (which
+   * deletes map rows the table lacks): the daemon starts ClusterMesh here and waits for the
+   * remotes' initial sync, so a restarted agent never drops remote pods' rows.
+   */
+  beforeIpcachePrune?: () => Promise<void>;
 }
 
 const POLICY_KINDS = {
@@ -193,6 +199,7 @@ export class AgentControlPlane {
       );
     });
     await this.consume('nodes', r.nodes, (key, node) => this.nodes.onNode(key, node));
+    await this.deps.beforeIpcachePrune?.();
     this.ipcache.start(); // the table is complete: its first full pass removes only stale rows
     await this.consume('namespaces', r.namespaces, (key) => {
       for (const pod of this.endpoints.podKeysIn(key)) this.podsQueue?.add(pod);
