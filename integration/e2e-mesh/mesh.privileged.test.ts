@@ -299,6 +299,28 @@ test.serial(
   },
 );
 
+test.serial('a restarted agent keeps remote pods in its BPF ipcache throughout', async (t) => {
+  const node = cluster('c1').nodes[0]!;
+  const keys = pods.filter((p) => p.cluster === 'c2').map((p) => `${p.ip}/32`);
+  const missing = new Set<string>();
+  let polls = 0;
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const map = nodeIpcache(node);
+      for (const k of keys) if (!map.has(k)) missing.add(k);
+      polls++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  await lab!.restartAgent(node.name);
+  await waitForMesh(plan, pods);
+  watching = false;
+  await watcher;
+  t.true(polls > 50, `${polls} map reads`);
+  t.deepEqual([...missing], [], 'no remote row left the map during the restart');
+});
+
 test.serial('teardown leaves nothing behind', async (t) => {
   await lab!.down();
   lab = undefined;
