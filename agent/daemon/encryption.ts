@@ -54,9 +54,12 @@ export class NodeEncryption {
   private timer: NodeJS.Timeout | undefined;
   private lastTable = '';
   private synced = false;
+  private polling = false;
   private published = false;
   private lastRotation: RotationResult | null = null;
   private rotating: Promise<RotationResult> | undefined;
+  /** the annotations this node's Node object must carry now (null: must be absent) */
+  private want: Record<string, string | null> = {};
   private server: Server | undefined;
   /** underlay IPs of nodes whose pod traffic the tunnel carries */
   private readonly tunnelled = new Set<string>();
@@ -76,6 +79,7 @@ export class NodeEncryption {
       }),
     });
     const enc = new NodeEncryption(o, api, wg);
+    enc.want = enc.currentAnnotations();
     await clampMss(wg.activeDevice.ifname);
     await enc.listen();
     await enc
@@ -130,15 +134,19 @@ export class NodeEncryption {
     const oldKey = this.wg.publicKey;
     const newKey = await this.wg.beginRotation();
     const next = (await this.wg.status()).rotation!;
-    await this.publish({
+    this.want = {
+      ...this.want,
       [WG_NEXT_KEY_ANNOTATION]: newKey,
       [WG_NEXT_PORT_ANNOTATION]: String(next.listenPort),
-    });
+    };
+    await this.publish(this.want);
     const { missing, stillOnOld } = await this.wg.completeRotation({
       handshakeTimeoutMs,
+      // called before the library swaps its active device: publish the new one explicitly
       afterSwitch: async () => {
-        await clampMss(this.wg.activeDevice.ifname);
-        await this.publishCurrent();
+        await clampMss(next.device);
+        this.want = flipAnnotations(newKey, next.listenPort);
+        await this.publish(this.want);
       },
     });
     this.lastRotation = { oldKey, newKey, missing, stillOnOld, ms: Date.now() - started };
@@ -156,9 +164,20 @@ export class NodeEncryption {
 
   /** One pass: publish our annotations, feed the peers from the Node list when it changed. */
   private async poll(): Promise<void> {
+    if (this.polling) return; // one pass at a time: an older table must not overwrite a newer one
+    this.polling = true;
+    try {
+      await this.pollOnce();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async pollOnce(): Promise<void> {
     const { items } = await this.api.list(Nodes);
     const self = items.find((n) => n.metadata.name === this.o.nodeName);
-    if (self && !this.rotating && !hasCurrent(self, this.wg)) await this.publishCurrent();
+    // others may rewrite the Node (the lab kubelet re-registers it): keep our annotations there
+    if (self && !annotated(self, this.want)) await this.publish(this.want);
     const table = items.flatMap((n) => wgNodeOf(this.o.cluster, n));
     for (const n of table) this.tunnelled.add(n.nodeIP);
     const text = JSON.stringify(table);
@@ -168,13 +187,8 @@ export class NodeEncryption {
     this.lastTable = text;
   }
 
-  private publishCurrent(): Promise<void> {
-    return this.publish({
-      [WG_KEY_ANNOTATION]: this.wg.publicKey,
-      [WG_PORT_ANNOTATION]: String(this.wg.activeDevice.port),
-      [WG_NEXT_KEY_ANNOTATION]: null,
-      [WG_NEXT_PORT_ANNOTATION]: null,
-    });
+  private currentAnnotations(): Record<string, string | null> {
+    return flipAnnotations(this.wg.publicKey, this.wg.activeDevice.port);
   }
 
   /** Read-modify-write of our Node's annotations (null removes); retried on conflicts. */
@@ -231,13 +245,19 @@ export class NodeEncryption {
   }
 }
 
-function hasCurrent(node: Node, wg: WireguardAgent): boolean {
+/** The annotations of a node whose only key is `key` on `port`. */
+function flipAnnotations(key: string, port: number): Record<string, string | null> {
+  return {
+    [WG_KEY_ANNOTATION]: key,
+    [WG_PORT_ANNOTATION]: String(port),
+    [WG_NEXT_KEY_ANNOTATION]: null,
+    [WG_NEXT_PORT_ANNOTATION]: null,
+  };
+}
+
+function annotated(node: Node, want: Record<string, string | null>): boolean {
   const a = node.metadata.annotations ?? {};
-  return (
-    a[WG_KEY_ANNOTATION] === wg.publicKey &&
-    a[WG_PORT_ANNOTATION] === String(wg.activeDevice.port) &&
-    (wg.nextPublicKey !== undefined || a[WG_NEXT_KEY_ANNOTATION] === undefined)
-  );
+  return Object.entries(want).every(([k, v]) => (v === null ? !(k in a) : a[k] === v));
 }
 
 /** A Node object as a row of the WireGuard node table (absent key: no peer yet). */
