@@ -16,6 +16,7 @@ import { labNames } from '../integration/lab/supervisor.ts';
 import { DEMO_NAMESPACES, DEMO_PODS, DEMO_STEPS, type DemoStep } from './demo-steps.ts';
 import { globalServiceTour } from './demo-global.ts';
 import { labProbe, labUp, loadPlan } from './lab.ts';
+import { captureUnderlay, formatCapture } from './demo-capture.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -161,6 +162,13 @@ function report(outcome: StepOutcome): void {
     );
 }
 
+/** Final step: what crosses the underlay while the pods talk (only WireGuard, when encrypted). */
+async function showCapture(plan: LabPlan): Promise<void> {
+  say(`\n== last step: the underlay while the pods talk`);
+  say('Pod traffic between nodes is encrypted: a capture on the underlay sees only WireGuard.');
+  say(formatCapture(plan, await captureUnderlay(plan, ['80/TCP', '8080/TCP'])));
+}
+
 export function register(program: Command): void {
   program
     .command('demo')
@@ -192,6 +200,7 @@ export function register(program: Command): void {
           );
           report(await runStep(plan, step));
         }
+        if (plan.encryption === 'wireguard') await showCapture(plan);
         say(`\n== global service: answers from both clusters, then failover`);
         await globalServiceTour(plan, say);
         const n = plan.name === 'demo' ? '' : ` --name ${plan.name}`;

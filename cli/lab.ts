@@ -66,9 +66,7 @@ export async function labUp(plan: LabPlan, print: (line: string) => void): Promi
     `starting lab ${plan.name} (${plan.clusters.map((c) => `${c.name}: ${c.nodes.length} nodes`).join(', ')})`,
   );
   if (plan.encryption === 'wireguard')
-    print(
-      '  encryption: wireguard requested — not active yet in the lab (pod traffic between nodes is not encrypted)',
-    );
+    print('  encryption: wireguard between nodes (strict mode; `isthmus wireguard status`)');
   await upDetached(plan, print);
 }
 
@@ -84,7 +82,7 @@ export function formatStatus(s: LabStatus): string {
     );
     for (const n of c.nodes)
       out.push(
-        `  node ${n.name.padEnd(14)} ${n.ip.padEnd(15)} ${n.podCIDR.padEnd(18)} agent ${n.ready ? 'up' : 'DOWN'}`,
+        `  node ${n.name.padEnd(14)} ${n.ip.padEnd(15)} ${n.podCIDR.padEnd(18)} agent ${n.ready ? 'up' : 'DOWN'}  encryption ${n.encryption ?? '-'}`,
       );
     for (const p of c.pods) out.push(`  pod  ${p.name.padEnd(24)} ${p.ip.padEnd(15)} on ${p.node}`);
   }
@@ -132,7 +130,7 @@ export function register(program: Command): void {
       `
 The config (YAML; every field optional):
   name: demo              # prefix of every namespace, mount and file of the lab
-  encryption: wireguard   # or none (wireguard is parsed but not active yet)
+  encryption: wireguard   # or none
   underlay: 172.30.0.0/24 # nodes, control planes and the world host
   clusters:
   - {name: c1, id: 1, podCIDR: 10.1.0.0/16, nodes: 2}   # each node gets a /24

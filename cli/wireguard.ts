@@ -2,8 +2,10 @@
 // the node's agent) and its device and peers. Talks to each agent's WireGuard socket
 // (`<stateDir>/wireguard.sock`, agent/daemon/encryption.ts).
 import { Command } from 'commander';
-import { connect } from 'node:net';
-import { wireguardSocketPath, type EncryptionStatus } from '../agent/daemon/encryption.ts';
+import type { EncryptionStatus } from '../agent/daemon/encryption.ts';
+import { callWireguard } from '../agent/daemon/encryption-client.ts';
+
+export { callWireguard };
 import { RUN_ROOT } from '../integration/lab/config.ts';
 import { nodesOf } from '../integration/lab/lab.ts';
 import { readRecord } from '../integration/lab/record.ts';
@@ -11,39 +13,6 @@ import { resolveLabName } from '../integration/lab/supervisor.ts';
 
 class WireguardCliError extends Error {
   readonly code = 'ISTHMUS_WIREGUARD_CLI';
-}
-
-/** One JSON request on a node's WireGuard socket. */
-export function callWireguard(
-  stateDir: string,
-  req: { op: 'status' | 'rotate'; handshakeTimeoutMs?: number },
-  timeoutMs = 10_000,
-): Promise<{ ok: boolean; error?: string; status?: EncryptionStatus; rotation?: unknown }> {
-  const path = wireguardSocketPath(stateDir);
-  return new Promise((resolve, reject) => {
-    const s = connect(path, () => s.write(JSON.stringify(req) + '\n'));
-    let buf = '';
-    s.setEncoding('utf8');
-    s.setTimeout(timeoutMs, () => {
-      s.destroy();
-      reject(new WireguardCliError(`no answer from ${path} within ${timeoutMs} ms`));
-    });
-    s.on('data', (d: string) => (buf += d));
-    s.on('end', () => {
-      try {
-        resolve(JSON.parse(buf));
-      } catch (err) {
-        reject(new WireguardCliError(`bad answer from ${path}: ${buf}`, { cause: err }));
-      }
-    });
-    s.on('error', (err) =>
-      reject(
-        new WireguardCliError(`cannot reach ${path}: is encryption on for this node?`, {
-          cause: err,
-        }),
-      ),
-    );
-  });
 }
 
 /** The lines `isthmus agent status` prints for a node's encryption. */

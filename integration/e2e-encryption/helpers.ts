@@ -49,41 +49,7 @@ export async function startSink(pod: LabPod, port: number, seconds: number, logD
   return { stop: () => endProcess(pid, TRAFFIC) };
 }
 
-/** tcpdump on every interface of the underlay namespace, written to a pcap file. */
-export async function startCapture(plan: LabPlan, file: string) {
-  rmSync(file, { force: true });
-  const argv = ['nsenter', `--net=/run/netns/${plan.underlay.netns}`, '--'];
-  const pid = spawnDetached(
-    [...argv, 'tcpdump', '-i', 'any', '--immediate-mode', '-nn', '-U', '-s', '0', '-w', file],
-    `${file}.log`,
-    repoRoot(),
-  ).pid;
-  const deadline = Date.now() + 10_000;
-  while (!safeRead(`${file}.log`).includes('listening on')) {
-    if (Date.now() > deadline) throw new Error(`tcpdump did not start: ${safeRead(`${file}.log`)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    async stop(): Promise<Captured> {
-      await new Promise((r) => setTimeout(r, 500));
-      await endProcess(pid, 'tcpdump');
-      const text = (await runCommand(['tcpdump', '-nn', '-r', file])).stdout;
-      return { raw: readFileSync(file), lines: text.split('\n').filter(Boolean) };
-    },
-  };
-}
-
-export interface Captured {
-  raw: Buffer;
-  lines: string[];
-}
-
-/** Captured packets whose outer addresses are pod addresses (plaintext pod traffic). */
-export const plaintextLines = (c: Captured, podPrefix: string): string[] =>
-  c.lines.filter((l) => l.includes(` ${podPrefix}`));
-
-export const wireguardLines = (c: Captured): string[] =>
-  c.lines.filter((l) => /\.5187[12][ :].*UDP|\.5187[12]: UDP/.test(l));
+export { startCapture, plaintextLines, wireguardLines, type Captured } from '../lab/encryption.ts';
 
 export async function encryptionOf(node: NodePlan): Promise<EncryptionStatus | undefined> {
   const r = await callAgent(endpointSocketPath(node.stateDir), { op: 'status' } as never, 5000);

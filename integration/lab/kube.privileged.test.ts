@@ -131,7 +131,7 @@ test.serial('lab up starts the lab in the background and returns once ready', as
   const up = await isthmus(['lab', 'up', '--config', configFile]);
   t.is(up.code, 0, up.stderr);
   t.regex(up.stdout, /control plane c1: API server ready/);
-  t.regex(up.stdout, /wireguard requested — not active yet/);
+  t.regex(up.stdout, /encryption: wireguard between nodes/);
   t.regex(up.stdout, new RegExp(`lab ${name} is ready`));
   const record = readRecord(`${RUN_ROOT}/${name}`)!;
   t.true(record.ready);

@@ -2,6 +2,7 @@
 // real-traffic probes between every ordered pair of pods in the reachability JSON shape.
 import { endpointSocketPath } from '../../agent/daemon.ts';
 import { callAgent } from '../../agent/endpoint/client.ts';
+import { nodeEncryption } from './encryption.ts';
 import { readPodState } from '../kubelet/state.ts';
 import { RUN_ROOT } from './config.ts';
 import { apiHealthy, controlPlanePaths } from './control-plane.ts';
@@ -45,6 +46,8 @@ export interface LabStatus {
       ready: boolean;
       bpffs: string;
       agentPid?: number;
+      /** 'none', or WireGuard with its ready peers (integration/lab/encryption.ts) */
+      encryption?: string;
     }>;
     pods: Array<{ name: string; node: string; ip: string; netns: string }>;
   }>;
@@ -73,6 +76,7 @@ export async function labStatus(name: string): Promise<LabStatus | undefined> {
             ready: answer?.ok === true,
             bpffs: n.bpffs,
             ...(agentPid && { agentPid }),
+            encryption: await nodeEncryption(plan, n.stateDir),
           };
         }),
       );
