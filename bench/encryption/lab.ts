@@ -66,10 +66,11 @@ async function transfer(s: Side): Promise<{ mbit: number; cpu: number }> {
 }
 
 const sides: Side[] = [];
+const sinks: Array<{ stop(): Promise<void> }> = [];
 try {
   sides.push(await side('wireguard', '10.71.0.0/16'), await side('none', '10.72.0.0/16'));
   const [wg, plain] = sides as [Side, Side];
-  for (const s of sides) await startSink(s.b, 9100, 1200, s.plan.runDir);
+  for (const s of sides) sinks.push(await startSink(s.b, 9100, 1200, s.plan.runDir));
   const res = { wg: [] as number[], plain: [] as number[], cpuPerGB: [] as number[] };
   for (let i = 0; i < repeats; i++) {
     const w = await transfer(wg);
@@ -108,5 +109,6 @@ try {
     }),
   );
 } finally {
+  for (const k of sinks) await k.stop();
   for (const s of sides) await s.lab.down();
 }
