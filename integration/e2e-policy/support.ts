@@ -23,7 +23,8 @@ export async function upPolicyLab(
   clusters: { name: string; id: number; podCIDR: string; nodes: number }[],
   fullPassIntervalMs: number,
 ): Promise<PolicyLab> {
-  const plan = planLab({ name, clusters });
+  // Policy on plain native routing; encryption has its own lab tests (integration/e2e-encryption).
+  const plan = planLab({ name, clusters, encryption: 'none' });
   const lab = await Lab.up(plan, { datapath: 'bpf', fullPassIntervalMs });
   return { lab, plan };
 }

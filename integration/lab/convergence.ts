@@ -46,6 +46,7 @@ export async function waitForDatapathConvergence(
   const checked = [
     'every agent answers its endpoint socket',
     "every agent's BPF maps, read back, equal the state computed from the API's current objects",
+    'with encryption: every node published its key and has a peer for every other node',
   ];
   for (;;) {
     const status = await labStatus(name);
@@ -54,14 +55,30 @@ export async function waitForDatapathConvergence(
       : status.clusters.flatMap((c) =>
           c.nodes.filter((n) => !n.ready).map((n) => `agent of ${n.name} does not answer`),
         );
-    if (pending.length === 0)
+    if (pending.length === 0 && status) {
+      const clusterSize = new Map(
+        status.clusters.flatMap((c) => c.nodes.map((n) => [n.name, c.nodes.length] as const)),
+      );
       for (const [node, st] of await agentStatuses(name)) {
         if (!st) pending.push(`agent of ${node} does not answer status`);
         else if (!st.converged)
           pending.push(`agent of ${node} not converged: ${st.pending.slice(0, 3).join('; ')}`);
+        else pending.push(...encryptionPending(node, st, (clusterSize.get(node) ?? 1) - 1));
       }
+    }
     if (pending.length === 0) return { converged: true, checked, pending };
     if (Date.now() > deadline) return { converged: false, checked, pending };
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Strict mode drops pod traffic to a node without a peer, so probing before every peer is
+ * configured on both ends would read as policy drops (and a one-sided handshake retries in 5 s). */
+function encryptionPending(node: string, st: AgentStatus, otherNodes: number): string[] {
+  const enc = st.encryption;
+  if (!enc) return [];
+  if (!enc.published) return [`agent of ${node} has not published its WireGuard key`];
+  if (enc.peers.length < otherNodes)
+    return [`agent of ${node} has ${enc.peers.length} of ${otherNodes} WireGuard peers`];
+  return [];
 }
