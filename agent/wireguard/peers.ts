@@ -13,6 +13,9 @@ export interface DesiredPeers {
 
 /** Computes the peers this node wants. `localKeys` are this node's own keys: a remote claiming
  * one is refused too. */
+/** Seconds between keepalives to a peer; also makes the first handshake happen at once. */
+export const PEER_KEEPALIVE_S = 25;
+
 export function desiredPeers(
   localName: string,
   nodes: Iterable<WgNode>,
@@ -52,6 +55,9 @@ function peerRow(
     publicKey: n.publicKey,
     endpoint: `${n.nodeIP}:${n.port ?? WG_PRIMARY.port}`,
     allowedIPs: allowedIPsOf(n),
+    // Handshake as soon as both ends know each other, not on the first pod packet (which would
+    // wait up to 5 s for a retry when the other end was configured later).
+    persistentKeepalive: PEER_KEEPALIVE_S,
   });
   // A rotating node's next key: a handshake-only peer until the node makes it its main key.
   if (n.nextPublicKey)

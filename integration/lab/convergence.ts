@@ -46,7 +46,7 @@ export async function waitForDatapathConvergence(
   const checked = [
     'every agent answers its endpoint socket',
     "every agent's BPF maps, read back, equal the state computed from the API's current objects",
-    'with encryption: every node published its key and has a peer for every other node',
+    'with encryption: every node published its key and handshaked with every other node',
   ];
   for (;;) {
     const status = await labStatus(name);
@@ -78,7 +78,8 @@ function encryptionPending(node: string, st: AgentStatus, otherNodes: number): s
   const enc = st.encryption;
   if (!enc) return [];
   if (!enc.published) return [`agent of ${node} has not published its WireGuard key`];
-  if (enc.peers.length < otherNodes)
-    return [`agent of ${node} has ${enc.peers.length} of ${otherNodes} WireGuard peers`];
+  const ready = enc.peers.filter((p) => p.ready).length;
+  if (ready < otherNodes)
+    return [`agent of ${node} has ${ready} of ${otherNodes} WireGuard peers handshaked`];
   return [];
 }
