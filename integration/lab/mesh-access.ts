@@ -14,7 +14,7 @@ import {
 } from '../../agent/clustermesh/connect.ts';
 import { RUN_ROOT } from './config.ts';
 import { apiRequest, controlPlanePaths, type ApiRequestError } from './control-plane.ts';
-import { bundleDirOf, meshPaths } from './mesh.ts';
+import { bundleDirOf, meshPaths } from './mesh-paths.ts';
 import { readRecord } from './record.ts';
 
 /** A Secret through a lab API server's unix socket. */

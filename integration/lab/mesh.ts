@@ -18,53 +18,14 @@ import { ROOT_USER, setupMeshEtcdAuth } from '../../clustermesh/etcd-auth.ts';
 import { connectClusters } from '../../agent/clustermesh/connect.ts';
 import { labClusterAccess } from './mesh-access.ts';
 import { kubectlConfigYaml } from '../apiserver/client.ts';
-import { CLIENT_SOCKET } from '../etcd/etcd-runner.ts';
 import { startEtcd, type RunningEtcd } from '../etcd/index.ts';
 import type { ClusterPlan, LabPlan, NodePlan } from './config.ts';
+import { MESH_ETCD_PORT, meshPaths, type MeshPaths } from './mesh-paths.ts';
 import { controlPlanePaths } from './control-plane.ts';
 import { endProcess, spawnDetached } from './processes.ts';
 import { repoRoot } from './record.ts';
 
-export const MESH_ETCD_PORT = 2379;
-
-export interface MeshPaths {
-  /** the mesh CA (ca.crt, ca.key) */
-  caDir: string;
-  caFile: string;
-  /** per-cluster certificates: server, root, writer, remote-<c> */
-  certDir: string;
-  etcdDir: string;
-  etcdSocket: string;
-  /** `https://<cpIP>:2379` */
-  endpoint: string;
-  /** the TLS name of the mesh etcd's certificate, for unix-socket clients */
-  serverName: string;
-  serverLog: string;
-  serverKubeconfig: string;
-  /** PIDs of the mesh etcd and the clustermesh API server */
-  pidsFile: string;
-}
-
-export function meshPaths(plan: LabPlan, cluster: ClusterPlan): MeshPaths {
-  const cp = controlPlanePaths(plan, cluster);
-  const caDir = join(plan.runDir, 'mesh-ca');
-  const etcdDir = join(cp.dir, 'mesh-etcd');
-  return {
-    caDir,
-    caFile: join(caDir, 'ca.crt'),
-    certDir: join(cp.dir, 'mesh-certs'),
-    etcdDir,
-    etcdSocket: join(etcdDir, CLIENT_SOCKET),
-    endpoint: `https://${cluster.controlPlane.ip}:${MESH_ETCD_PORT}`,
-    serverName: `${cluster.name}.mesh-etcd`,
-    serverLog: join(cp.dir, 'clustermesh-apiserver.log'),
-    serverKubeconfig: join(cp.dir, 'clustermesh-kubeconfig'),
-    pidsFile: join(cp.dir, 'mesh-pids.json'),
-  };
-}
-
-/** A node's directory of remote clusters' bundles (the agent config's clustermesh.bundleDir). */
-export const bundleDirOf = (node: NodePlan): string => join(node.dir, 'clustermesh');
+export { bundleDirOf, MESH_ETCD_PORT, meshPaths, type MeshPaths } from './mesh-paths.ts';
 
 /** Whether `Lab.up` runs the mesh for this plan. */
 export const meshEnabled = (plan: LabPlan): boolean => plan.clusters.length >= 2;
