@@ -17,23 +17,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../native/index.ts';
 import { MapNames, ProgramNames } from './constants.ts';
-import { counterMap } from './counter-map.ts';
-import { ctMap } from './ct-map.ts';
-import { endpointMap } from './endpoint-map.ts';
-import { decodeFlowEvent, type FlowEvent } from './events.ts';
-import { ipcacheMap } from './ipcache-map.ts';
-import { lbMaps } from './lb-maps.ts';
-import { MapsDatapath } from './maps-datapath.ts';
-import { policyMap } from './policy-map.ts';
-import { prefixMap } from './prefix-map.ts';
-import { statsMap } from './stats-map.ts';
-import {
-  TC_HANDLE,
-  TC_PRIORITY,
-  type AttachResult,
-  type Datapath,
-  type DatapathOptions,
-} from './types.ts';
+import { KernelDatapath, type PodProgram } from './kernel-datapath.ts';
+import type { Datapath, DatapathOptions } from './types.ts';
 
 export type { AttachResult, Datapath, DatapathOptions } from './types.ts';
 export { TC_HANDLE, TC_PRIORITY } from './types.ts';
@@ -68,36 +53,18 @@ export function openDatapath(opts: DatapathOptions): Datapath {
   }
 }
 
-class LoadedDatapath extends MapsDatapath {
+class LoadedDatapath extends KernelDatapath {
   private readonly fromPodFd: number;
   private readonly toPodFd: number;
-  private readonly eventsFd: number;
-  private readonly consumers = new Set<number>();
   private closed = false;
 
   constructor(
     private readonly handle: number,
     pinRoot: string,
-    private readonly netns?: string,
+    netns?: string,
   ) {
+    super((name) => nativeAddon().mapFd(handle, name), netns);
     const addon = nativeAddon();
-    const fd = (name: string): number => addon.mapFd(handle, name);
-    super({
-      ipcache: ipcacheMap(fd(MapNames.ipcache)),
-      endpoints: endpointMap(fd(MapNames.endpoints)),
-      policy: policyMap(fd(MapNames.policy)),
-      prefixes: prefixMap(fd(MapNames.prefixes)),
-      ct: ctMap(fd(MapNames.ct)),
-      counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
-      stats: statsMap(fd(MapNames.stats), addon.possibleCpus()),
-      lb: lbMaps({
-        services: fd(MapNames.lbServices),
-        slots: fd(MapNames.lbSlots),
-        backends: fd(MapNames.lbBackends),
-        ct: fd(MapNames.lbCt),
-      }),
-    });
-    this.eventsFd = fd(MapNames.events);
     this.fromPodFd = addon.programFd(handle, ProgramNames.fromPod);
     this.toPodFd = addon.programFd(handle, ProgramNames.toPod);
     pinPrograms(pinRoot, { from_pod: this.fromPodFd, to_pod: this.toPodFd });
@@ -115,72 +82,15 @@ class LoadedDatapath extends MapsDatapath {
     return { fromPod: addon.progInfo(this.fromPodFd).id, toPod: addon.progInfo(this.toPodFd).id };
   }
 
-  attachEndpoint({ ifindex }: { ifindex: number }): AttachResult {
-    const addon = nativeAddon();
-    addon.tcEnsureClsact(ifindex, this.netns);
-    return {
-      ingressProgramId: addon.tcAttach(
-        ifindex,
-        'ingress',
-        this.fromPodFd,
-        TC_HANDLE,
-        TC_PRIORITY,
-        true,
-        this.netns,
-      ),
-      egressProgramId: addon.tcAttach(
-        ifindex,
-        'egress',
-        this.toPodFd,
-        TC_HANDLE,
-        TC_PRIORITY,
-        true,
-        this.netns,
-      ),
-    };
-  }
-
-  detachEndpoint({ ifindex }: { ifindex: number }): boolean {
-    const addon = nativeAddon();
-    const a = addon.tcDetach(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns);
-    const b = addon.tcDetach(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns);
-    return a || b;
-  }
-
-  attached({ ifindex }: { ifindex: number }): AttachResult {
-    const addon = nativeAddon();
-    return {
-      ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns),
-      egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns),
-    };
-  }
-
-  subscribeEvents(cb: (event: FlowEvent) => void, opts: { keepAlive?: boolean } = {}): () => void {
-    const addon = nativeAddon();
-    const id = addon.ringbufOpen(
-      this.eventsFd,
-      (records) => {
-        for (const r of records) cb(decodeFlowEvent(r));
-      },
-      opts.keepAlive ?? false,
-    );
-    this.consumers.add(id);
-    return () => {
-      if (this.consumers.delete(id)) addon.ringbufClose(id);
-    };
-  }
-
-  drainEvents(): void {
-    for (const id of this.consumers) nativeAddon().ringbufDrain(id);
+  protected withProgram<T>(name: PodProgram, use: (fd: number) => T): T {
+    return use(name === 'from_pod' ? this.fromPodFd : this.toPodFd);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const addon = nativeAddon();
-    for (const id of this.consumers) addon.ringbufClose(id);
-    this.consumers.clear();
-    addon.objectClose(this.handle);
+    this.closeConsumers();
+    nativeAddon().objectClose(this.handle);
   }
 }
 

@@ -5,23 +5,13 @@
 // entries through these typed wrappers.
 import { join } from 'node:path';
 import { MapNames, ProgramNames } from '../../agent/datapath/constants.ts';
-import { counterMap } from '../../agent/datapath/counter-map.ts';
-import { ctMap } from '../../agent/datapath/ct-map.ts';
-import { endpointMap } from '../../agent/datapath/endpoint-map.ts';
-import { decodeFlowEvent, type FlowEvent } from '../../agent/datapath/events.ts';
-import { lbMaps } from '../../agent/datapath/lb-maps.ts';
-import { ipcacheMap } from '../../agent/datapath/ipcache-map.ts';
-import { MapsDatapath } from '../../agent/datapath/maps-datapath.ts';
-import { policyMap } from '../../agent/datapath/policy-map.ts';
-import { prefixMap } from '../../agent/datapath/prefix-map.ts';
-import { statsMap } from '../../agent/datapath/stats-map.ts';
-import { TC_HANDLE, TC_PRIORITY, type AttachResult } from '../../agent/datapath/types.ts';
+import { KernelDatapath, type PodProgram } from '../../agent/datapath/kernel-datapath.ts';
 import { nativeAddon } from '../../agent/native/index.ts';
 import type { NodePlan } from '../lab/config.ts';
 import { netnsPath } from '../lab/netns.ts';
 
 /** Where the node agent pins its programs (agent/datapath/datapath.ts pinPrograms). */
-export const programPin = (node: NodePlan, name: 'from_pod' | 'to_pod'): string =>
+export const programPin = (node: NodePlan, name: PodProgram): string =>
   join(node.bpffs, 'progs', name);
 
 /** Kernel ids of the node's pinned maps, by map name (read from the pins, not from a load). */
@@ -42,7 +32,7 @@ export function pinnedMapIds(node: NodePlan): Record<string, number> {
 /** Kernel ids of the programs pinned under <bpffs>/progs. */
 export function pinnedProgramIds(node: NodePlan): { fromPod: number; toPod: number } {
   const addon = nativeAddon();
-  const idOf = (name: 'from_pod' | 'to_pod'): number => {
+  const idOf = (name: PodProgram): number => {
     const fd = addon.objGet(programPin(node, name));
     try {
       return addon.progInfo(fd).id;
@@ -53,38 +43,17 @@ export function pinnedProgramIds(node: NodePlan): { fromPod: number; toPod: numb
   return { fromPod: idOf(ProgramNames.fromPod), toPod: idOf(ProgramNames.toPod) };
 }
 
-export class NodeMaps extends MapsDatapath {
+export class NodeMaps extends KernelDatapath {
   private readonly fds: number[];
-  private readonly eventsFd: number;
-  private readonly consumers = new Set<number>();
-  private readonly netns: string;
 
   constructor(readonly node: NodePlan) {
-    const addon = nativeAddon();
     const fds: number[] = [];
-    const fd = (name: string): number => {
-      const opened = addon.objGet(join(node.bpffs, name));
+    super((name) => {
+      const opened = nativeAddon().objGet(join(node.bpffs, name));
       fds.push(opened);
       return opened;
-    };
-    super({
-      ipcache: ipcacheMap(fd(MapNames.ipcache)),
-      endpoints: endpointMap(fd(MapNames.endpoints)),
-      policy: policyMap(fd(MapNames.policy)),
-      prefixes: prefixMap(fd(MapNames.prefixes)),
-      ct: ctMap(fd(MapNames.ct)),
-      counters: counterMap(fd(MapNames.counters), addon.possibleCpus()),
-      stats: statsMap(fd(MapNames.stats), addon.possibleCpus()),
-      lb: lbMaps({
-        services: fd(MapNames.lbServices),
-        slots: fd(MapNames.lbSlots),
-        backends: fd(MapNames.lbBackends),
-        ct: fd(MapNames.lbCt),
-      }),
-    });
-    this.eventsFd = fd(MapNames.events);
+    }, netnsPath(node.netns));
     this.fds = fds;
-    this.netns = netnsPath(node.netns);
   }
 
   mapIds(): Record<string, number> {
@@ -95,63 +64,20 @@ export class NodeMaps extends MapsDatapath {
     return pinnedProgramIds(this.node);
   }
 
-  /** Attaches the node's pinned programs (what the agent runs) on a host veth of the node. */
-  attachEndpoint({ ifindex }: { ifindex: number }): AttachResult {
+  /** Opens the pin on every attach, so a restarted agent's new programs are the ones attached. */
+  protected withProgram<T>(name: PodProgram, use: (fd: number) => T): T {
     const addon = nativeAddon();
-    addon.tcEnsureClsact(ifindex, this.netns);
-    const attach = (point: 'ingress' | 'egress', pin: string): number => {
-      const prog = addon.objGet(pin);
-      try {
-        return addon.tcAttach(ifindex, point, prog, TC_HANDLE, TC_PRIORITY, true, this.netns);
-      } finally {
-        addon.closeFd(prog);
-      }
-    };
-    return {
-      ingressProgramId: attach('ingress', programPin(this.node, 'from_pod')),
-      egressProgramId: attach('egress', programPin(this.node, 'to_pod')),
-    };
-  }
-
-  detachEndpoint({ ifindex }: { ifindex: number }): boolean {
-    const addon = nativeAddon();
-    const a = addon.tcDetach(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns);
-    const b = addon.tcDetach(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns);
-    return a || b;
-  }
-
-  attached({ ifindex }: { ifindex: number }): AttachResult {
-    const addon = nativeAddon();
-    return {
-      ingressProgramId: addon.tcQuery(ifindex, 'ingress', TC_HANDLE, TC_PRIORITY, this.netns),
-      egressProgramId: addon.tcQuery(ifindex, 'egress', TC_HANDLE, TC_PRIORITY, this.netns),
-    };
-  }
-
-  /** The agent does not consume the ring buffer yet, so the test may (one consumer at a time). */
-  subscribeEvents(cb: (event: FlowEvent) => void, opts: { keepAlive?: boolean } = {}): () => void {
-    const addon = nativeAddon();
-    const id = addon.ringbufOpen(
-      this.eventsFd,
-      (records) => {
-        for (const r of records) cb(decodeFlowEvent(r));
-      },
-      opts.keepAlive ?? false,
-    );
-    this.consumers.add(id);
-    return () => {
-      if (this.consumers.delete(id)) addon.ringbufClose(id);
-    };
-  }
-
-  drainEvents(): void {
-    for (const id of this.consumers) nativeAddon().ringbufDrain(id);
+    const prog = addon.objGet(programPin(this.node, name));
+    try {
+      return use(prog);
+    } finally {
+      addon.closeFd(prog);
+    }
   }
 
   close(): void {
+    this.closeConsumers();
     const addon = nativeAddon();
-    for (const id of this.consumers) addon.ringbufClose(id);
-    this.consumers.clear();
     for (const fd of this.fds.splice(0)) addon.closeFd(fd);
   }
 }
