@@ -20,6 +20,7 @@ import {
   type ClusterAccess,
 } from '../agent/clustermesh/connect.ts';
 import { labClusterAccess } from '../integration/lab/mesh-access.ts';
+import { defaultKubeconfig, kubeClusterAccess } from '../agent/clustermesh/kube-access.ts';
 
 class MeshCliError extends Error {
   readonly code = 'ISTHMUS_CLUSTERMESH_CLI';
@@ -34,6 +35,8 @@ export interface DatapathHealth {
 export interface RemoteView extends RemoteStatus {
   /** absent outside a lab (no network namespace to probe from) */
   datapath?: DatapathHealth;
+  /** its global-service backends are withdrawn here (not connected for too long) */
+  servicesWithdrawn: boolean;
 }
 
 export interface NodeMeshStatus {
@@ -42,6 +45,8 @@ export interface NodeMeshStatus {
   /** false: the agent runs without a bundle directory */
   configured: boolean;
   remotes: RemoteView[];
+  /** clusters whose global-service backends this agent withdrew (remote or already drained) */
+  withdrawn: string[];
 }
 
 interface Target {
@@ -119,11 +124,19 @@ export async function clustermeshStatus(
     const remotes: RemoteView[] = [];
     for (const r of mesh?.remotes ?? []) {
       const nodes = mesh!.nodes.filter((n) => n.cluster === r.cluster);
+      const view = { ...r, servicesWithdrawn: mesh!.withdrawn.includes(r.cluster) };
       remotes.push(
-        t.netns ? { ...r, datapath: await probeDatapath(t.netns, nodes, probeTimeoutMs) } : r,
+        t.netns ? { ...view, datapath: await probeDatapath(t.netns, nodes, probeTimeoutMs) } : view,
       );
     }
-    out.push({ node: t.node, cluster: s.cluster, configured: mesh !== undefined, remotes });
+    const withdrawn = [...(mesh?.withdrawn ?? [])];
+    out.push({
+      node: t.node,
+      cluster: s.cluster,
+      configured: mesh !== undefined,
+      remotes,
+      withdrawn,
+    });
   }
   return out;
 }
@@ -154,6 +167,8 @@ function formatStatus(nodes: NodeMeshStatus[]): string {
       const rejected = Object.entries(r.rejected);
       if (rejected.length)
         lines.push(`    rejected: ${rejected.map(([k, v]) => `${k}=${v}`).join(', ')}`);
+      if (r.servicesWithdrawn)
+        lines.push('    global services: backends WITHDRAWN (not connected for too long)');
       if (r.datapath)
         lines.push(
           `    datapath: ${r.datapath.ok ? 'ok' : 'NOT reachable'} (${
@@ -163,6 +178,9 @@ function formatStatus(nodes: NodeMeshStatus[]): string {
           })`,
         );
     }
+    const drained = n.withdrawn.filter((c) => !n.remotes.some((r) => r.cluster === c));
+    if (drained.length)
+      lines.push(`  global-service backends withdrawn of disconnected: ${drained.join(', ')}`);
   }
   return lines.join('\n');
 }
@@ -200,29 +218,99 @@ export function register(program: Command): void {
         if (notReady) process.exitCode = 3;
       });
     });
-  for (const verb of ['connect', 'disconnect'] as const)
-    mesh
-      .command(`${verb} <clusterA> <clusterB>`)
-      .description(
-        verb === 'connect'
-          ? "Creates each cluster's read-only etcd user and client certificate on the other's mesh etcd and the Secret (kube-system/cilium-clustermesh) holding the other's signed bundle"
-          : "Removes each cluster's bundle from the other's Secret and revokes its etcd user there",
-      )
-      .option('--lab <name>', 'clusters of this lab (default: the only one running)')
-      .action(async (a: string, b: string, opts: { lab?: string }) => {
-        await cliAction(async () => {
-          const name = await resolveLabName(opts.lab);
-          const access = await labClusterAccess(name, [a, b]);
-          try {
-            const [x, y] = access as [ClusterAccess, ClusterAccess];
-            const done =
-              verb === 'connect' ? await connectClusters(x, y) : await disconnectClusters(x, y);
-            process.stdout.write(done.map((l) => `${l}\n`).join(''));
-          } finally {
-            for (const c of access) c.close();
-          }
-        });
+  for (const verb of ['connect', 'disconnect'] as const) registerPairing(mesh, verb);
+}
+
+interface PairingOptions {
+  lab?: string;
+  context?: string;
+  destinationContext?: string;
+  kubeconfig?: string;
+  destinationKubeconfig?: string;
+}
+
+const PAIRING_HELP = {
+  connect:
+    "Connects two clusters both ways: on each cluster's mesh etcd a read-only user and client certificate for the other, and in each cluster's Secret kube-system/cilium-clustermesh the other's signed bundle (agents pick it up without restart). Connecting again re-issues the bundles.",
+  disconnect:
+    "Disconnects two clusters: removes each one's bundle from the other's Secret kube-system/cilium-clustermesh (agents drain it) and revokes its etcd user there (its certificate reads nothing any more). Disconnecting clusters that are not connected says so and succeeds.",
+};
+
+function registerPairing(mesh: Command, verb: 'connect' | 'disconnect'): void {
+  mesh
+    .command(`${verb} [clusterA] [clusterB]`)
+    .description(PAIRING_HELP[verb])
+    .option(
+      '--context <name>',
+      'kubeconfig context of the first cluster (default: current context)',
+    )
+    .option('--destination-context <name>', 'kubeconfig context of the second cluster')
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig of --context (default: $KUBECONFIG or ~/.kube/config)',
+    )
+    .option(
+      '--destination-kubeconfig <file>',
+      'kubeconfig of --destination-context (default: the --kubeconfig file)',
+    )
+    .option('--lab <name>', 'with clusterA clusterB: clusters of this lab (default: the only one)')
+    .addHelpText(
+      'after',
+      `
+Real clusters need only the two contexts: each must run Isthmus with clustermesh enabled, which
+puts into kube-system the ConfigMap isthmus-clustermesh (cluster-name, cluster-id, endpoints,
+optional admin-endpoint, server-name), the mesh CA Secret cilium-ca and the root client
+certificate Secret clustermesh-apiserver-admin-cert; both clusters share one mesh CA, and their
+mesh etcd endpoints must be reachable from where this command runs.
+
+Examples:
+  isthmus clustermesh ${verb} --context kind-c1 --destination-context kind-c2
+  isthmus clustermesh ${verb} c1 c2 --lab demo        (lab clusters, by name)`,
+    )
+    .action(async (a: string | undefined, b: string | undefined, opts: PairingOptions) => {
+      await cliAction(async () => {
+        const access = await pairingAccess(a, b, opts);
+        try {
+          const [x, y] = access;
+          const done =
+            verb === 'connect' ? await connectClusters(x, y) : await disconnectClusters(x, y);
+          process.stdout.write(done.map((l) => `${l}\n`).join(''));
+        } finally {
+          for (const c of access) c.close();
+        }
       });
+    });
+}
+
+async function pairingAccess(
+  a: string | undefined,
+  b: string | undefined,
+  opts: PairingOptions,
+): Promise<[ClusterAccess, ClusterAccess]> {
+  if (a !== undefined || b !== undefined) {
+    if (a === undefined || b === undefined || opts.context || opts.destinationContext)
+      throw new MeshCliError(
+        'name two lab clusters (clusterA clusterB), or give --context and --destination-context, not both',
+      );
+    const access = await labClusterAccess(await resolveLabName(opts.lab), [a, b]);
+    return access as [ClusterAccess, ClusterAccess];
+  }
+  if (!opts.destinationContext)
+    throw new MeshCliError(
+      'give --destination-context (and --context, default the current one), or two lab cluster names',
+    );
+  const file = opts.kubeconfig ?? defaultKubeconfig();
+  const first = await kubeClusterAccess(file, opts.context);
+  try {
+    const second = await kubeClusterAccess(
+      opts.destinationKubeconfig ?? file,
+      opts.destinationContext,
+    );
+    return [first, second];
+  } catch (err) {
+    first.close();
+    throw err;
+  }
 }
 
 async function cliAction(fn: () => Promise<void>): Promise<void> {

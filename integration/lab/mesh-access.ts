@@ -2,10 +2,10 @@
 // (agent/clustermesh/connect.ts): its mesh etcd as root over the etcd's unix socket, its Secret
 // kube-system/cilium-clustermesh through the API server's unix socket, and the Secret "mounted"
 // on every node of the cluster: written to the node's bundle directory (as kubelet would).
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { readKeyPair, writeFileAtomic } from '../../certs/index.ts';
+import { readKeyPair } from '../../certs/index.ts';
 import { ROOT_USER } from '../../clustermesh/etcd-auth.ts';
 import {
   MESH_SECRET,
@@ -16,6 +16,7 @@ import { RUN_ROOT } from './config.ts';
 import { apiRequest, controlPlanePaths, type ApiRequestError } from './control-plane.ts';
 import { bundleDirOf, meshPaths } from './mesh-paths.ts';
 import { readRecord } from './record.ts';
+import { mountSecretOnce } from './secret-mount.ts';
 
 /** A Secret through a lab API server's unix socket. */
 export function labSecretStore(apiSocket: string): SecretStore {
@@ -79,7 +80,8 @@ export async function labClusterAccess(lab: string, clusters: string[]): Promise
     out.push({
       name,
       id: cluster.id,
-      endpoint: p.endpoint,
+      endpoints: [p.endpoint],
+      origin: `lab ${lab}`,
       close: () => client?.close(),
       root: () =>
         (client ??= new Etcd3({
@@ -93,15 +95,10 @@ export async function labClusterAccess(lab: string, clusters: string[]): Promise
         })),
       secret: labSecretStore(controlPlanePaths(record.plan, cluster).apiSocket),
       ca: await readKeyPair(p.caDir, 'ca'),
-      async onSecret(data) {
-        for (const node of cluster.nodes) {
-          const dir = bundleDirOf(node);
-          mkdirSync(dir, { recursive: true });
-          for (const other of record.plan.clusters)
-            if (!(other.name in data)) rmSync(join(dir, other.name), { force: true });
-          for (const [remote, bundle] of Object.entries(data))
-            await writeFileAtomic(join(dir, remote), bundle, 0o600);
-        }
+      // the lab's Secret mount does the same within its period; this makes it immediate
+      async onSecret() {
+        const apiSocket = controlPlanePaths(record.plan, cluster).apiSocket;
+        await mountSecretOnce(apiSocket, cluster.nodes.map(bundleDirOf));
       },
     });
   }

@@ -21,8 +21,10 @@ export interface MeshPaths {
   serverName: string;
   serverLog: string;
   serverKubeconfig: string;
-  /** PIDs of the mesh etcd and the clustermesh API server */
+  /** PIDs of the mesh etcd, the clustermesh API server and the Secret mount */
   pidsFile: string;
+  /** log of the Secret kube-system/cilium-clustermesh "mount" into the nodes' bundle dirs */
+  mountLog: string;
 }
 
 export function meshPaths(plan: LabPlan, cluster: ClusterPlan): MeshPaths {
@@ -40,8 +42,16 @@ export function meshPaths(plan: LabPlan, cluster: ClusterPlan): MeshPaths {
     serverLog: join(cp.dir, 'clustermesh-apiserver.log'),
     serverKubeconfig: join(cp.dir, 'clustermesh-kubeconfig'),
     pidsFile: join(cp.dir, 'mesh-pids.json'),
+    mountLog: join(cp.dir, 'secret-mount.log'),
   };
 }
 
 /** A node's directory of remote clusters' bundles (the agent config's clustermesh.bundleDir). */
 export const bundleDirOf = (node: NodePlan): string => join(node.dir, 'clustermesh');
+
+/**
+ * A kubeconfig with one context per cluster (named as the cluster) on the API servers' underlay
+ * addresses: usable from any lab namespace, e.g. for `isthmus clustermesh connect --context c1
+ * --destination-context c2` run in a control-plane namespace.
+ */
+export const labKubeconfigPath = (plan: LabPlan): string => join(plan.runDir, 'kubeconfig');

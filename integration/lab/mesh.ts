@@ -11,21 +11,39 @@ import {
   createMeshCa,
   issueClientCertificate,
   issueServerCertificate,
+  readKeyPair,
   writeKeyPair,
   WRITER_USER,
+  type KeyPairPem,
 } from '../../certs/index.ts';
 import { ROOT_USER, setupMeshEtcdAuth } from '../../clustermesh/etcd-auth.ts';
 import { connectClusters } from '../../agent/clustermesh/connect.ts';
+import { coreV1MeshApi, writeMeshInstall } from '../../agent/clustermesh/install.ts';
 import { labClusterAccess } from './mesh-access.ts';
-import { kubectlConfigYaml } from '../apiserver/client.ts';
+import { kubectlConfigYaml, UnixSocketKubeConfig } from '../apiserver/client.ts';
 import { startEtcd, type RunningEtcd } from '../etcd/index.ts';
 import type { ClusterPlan, LabPlan, NodePlan } from './config.ts';
-import { MESH_ETCD_PORT, meshPaths, type MeshPaths } from './mesh-paths.ts';
+import {
+  bundleDirOf,
+  labKubeconfigPath,
+  MESH_ETCD_PORT,
+  meshPaths,
+  type MeshPaths,
+} from './mesh-paths.ts';
 import { controlPlanePaths } from './control-plane.ts';
 import { endProcess, spawnDetached } from './processes.ts';
 import { repoRoot } from './record.ts';
 
-export { bundleDirOf, MESH_ETCD_PORT, meshPaths, type MeshPaths } from './mesh-paths.ts';
+export {
+  bundleDirOf,
+  labKubeconfigPath,
+  MESH_ETCD_PORT,
+  meshPaths,
+  type MeshPaths,
+} from './mesh-paths.ts';
+
+/** How often the lab's Secret mount re-reads kube-system/cilium-clustermesh. */
+export const SECRET_MOUNT_PERIOD_MS = 500;
 
 /** Whether `Lab.up` runs the mesh for this plan. */
 export const meshEnabled = (plan: LabPlan): boolean => plan.clusters.length >= 2;
@@ -34,6 +52,7 @@ export const meshEnabled = (plan: LabPlan): boolean => plan.clusters.length >= 2
 export async function startLabMesh(plan: LabPlan, progress: (line: string) => void): Promise<void> {
   const first = meshPaths(plan, plan.clusters[0]!);
   mkdirSync(first.caDir, { recursive: true });
+  writeLabKubeconfig(plan);
   const ca = await createMeshCa();
   await writeKeyPair(first.caDir, 'ca', ca);
   for (const cluster of plan.clusters) {
@@ -50,6 +69,8 @@ export async function startLabMesh(plan: LabPlan, progress: (line: string) => vo
     );
     for (const user of [ROOT_USER, WRITER_USER])
       await writeKeyPair(p.certDir, user, await issueClientCertificate(ca, { user }));
+    await installMeshObjects(plan, cluster, ca);
+    startSecretMount(plan, cluster);
     progress(`mesh ${cluster.name}: secured mesh etcd on ${p.endpoint}`);
     const etcd = await startMeshEtcd(plan, cluster);
     const root = etcd.client();
@@ -73,6 +94,70 @@ export async function startLabMesh(plan: LabPlan, progress: (line: string) => vo
     for (const a of access) a.close();
   }
   progress('mesh: clusters connected (Secrets and bundles on every node)');
+}
+
+/**
+ * What an install with clustermesh enabled puts into kube-system (agent/clustermesh/install.ts),
+ * so `clustermesh connect --context` works on the lab as on real clusters.
+ */
+async function installMeshObjects(plan: LabPlan, cluster: ClusterPlan, ca: KeyPairPem) {
+  const p = meshPaths(plan, cluster);
+  const kc = new UnixSocketKubeConfig(controlPlanePaths(plan, cluster).apiSocket);
+  try {
+    await writeMeshInstall(coreV1MeshApi(kc), {
+      clusterName: cluster.name,
+      clusterId: cluster.id,
+      endpoints: [p.endpoint],
+      ca,
+      admin: await readKeyPair(p.certDir, ROOT_USER),
+    });
+  } finally {
+    kc.close();
+  }
+}
+
+/** The lab's kubelet-like Secret volume for the cluster's nodes (secret-mount.ts). */
+export function startSecretMount(plan: LabPlan, cluster: ClusterPlan): number {
+  const p = meshPaths(plan, cluster);
+  const started = spawnDetached(
+    [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(repoRoot(), 'integration/lab/secret-mount-main.ts'),
+      controlPlanePaths(plan, cluster).apiSocket,
+      String(SECRET_MOUNT_PERIOD_MS),
+      ...cluster.nodes.map(bundleDirOf),
+    ],
+    p.mountLog,
+    repoRoot(),
+  );
+  recordPid(p, 'mount', started.pid);
+  return started.pid;
+}
+
+/** Every cluster as a context named after it, on the API servers' underlay addresses. */
+export function writeLabKubeconfig(plan: LabPlan): string {
+  const doc = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: plan.clusters.map((c) => ({
+      name: c.name,
+      // client-node refuses an http:// server unless TLS verification is marked skipped
+      cluster: {
+        server: `http://${controlPlanePaths(plan, c).apiAddress}`,
+        'insecure-skip-tls-verify': true,
+      },
+    })),
+    users: [{ name: 'lab', user: {} }],
+    contexts: plan.clusters.map((c) => ({
+      name: c.name,
+      context: { cluster: c.name, user: 'lab', namespace: 'default' },
+    })),
+    'current-context': plan.clusters[0]!.name,
+  };
+  writeFileSync(labKubeconfigPath(plan), YAML.stringify(doc));
+  return labKubeconfigPath(plan);
 }
 
 /** Starts (or starts again, over its data) the cluster's mesh etcd; records its PID. */
@@ -155,7 +240,7 @@ export async function stopMeshProcess(
   if (pid) await endProcess(pid, plan.runDir + '/');
 }
 
-type Pids = Partial<Record<'etcd' | 'server', number>>;
+type Pids = Partial<Record<'etcd' | 'server' | 'mount', number>>;
 
 function readPids(p: MeshPaths): Pids {
   try {
@@ -165,6 +250,6 @@ function readPids(p: MeshPaths): Pids {
   }
 }
 
-function recordPid(p: MeshPaths, which: 'etcd' | 'server', pid: number): void {
+function recordPid(p: MeshPaths, which: keyof Pids, pid: number): void {
   writeFileSync(p.pidsFile, JSON.stringify({ ...readPids(p), [which]: pid }));
 }
