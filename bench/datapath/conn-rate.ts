@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { netnsPath } from '../../integration/lab/netns.ts';
 import {
   inNetns,
+  interleavedRounds,
   median,
   ratioLine,
   policyWithFillers,
@@ -166,21 +167,16 @@ try {
       policyWithFillers('ingress', b.mesh.identityOf(b.client), [PORT], RULES),
     );
     const entries = b.mesh.node(b.server.node).maps.policy.read(b.mesh.endpointIdOf(b.server));
-    const results = Object.fromEntries(chosen.map((c) => [c, [] as number[]])) as Record<
-      Condition,
-      number[]
-    >;
     const evidence: string[] = [];
-    const order = chosen;
-    const deadline = Date.now() + repeats * order.length * (seconds + 40) * 1000;
-    for (let r = 0; r < repeats && Date.now() < deadline; r++) {
-      for (let k = 0; k < order.length; k++) {
-        const c = order[(r + k) % order.length]!;
+    const results = await interleavedRounds(
+      chosen,
+      repeats,
+      (seconds + 40) * 1000,
+      async (c, r) => {
         await configure(b, c, node, clientNode, set);
         const run = await connRate(b, client);
         if (run.failures > run.connections / 100)
           throw new Error(`${c}: ${run.failures} failed connections of ${run.connections}`);
-        results[c].push(run.rate);
         if ((c === 'chain' || c === 'ipset') && r === 0) {
           const counts = await chainCounters(node);
           evidence.push(
@@ -189,8 +185,9 @@ try {
               `${counts.slice(0, -2).reduce((s, x) => s + x, 0)} hits`,
           );
         }
-      }
-    }
+        return run.rate;
+      },
+    );
     await clearIptables(node, set);
     await clearIptables(clientNode, set);
     const m = (c: Condition): number => median(results[c] ?? []);
@@ -203,9 +200,9 @@ try {
     };
     console.log(
       `new TCP connections/s, cross-node, ${RULES} rules for the server pod ` +
-        `(${seconds}s x ${results[order[0]!].length} interleaved, medians; ${entries.length} policy entries)`,
+        `(${seconds}s x ${results[chosen[0]!].length} interleaved, medians; ${entries.length} policy entries)`,
     );
-    for (const c of order) console.log(`  ${label[c].padEnd(42)} ${m(c).toFixed(0)}/s`);
+    for (const c of chosen) console.log(`  ${label[c].padEnd(42)} ${m(c).toFixed(0)}/s`);
     if (results.ebpf && results.chain)
       console.log(ratioLine('ratio eBPF/chain', results.ebpf, results.chain, 2));
     if (results.ebpf && results.ipset)

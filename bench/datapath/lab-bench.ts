@@ -104,6 +104,30 @@ export const median = (xs: number[]): number =>
 export const pairedRatio = (a: number[], b: number[]): number =>
   median(a.slice(0, b.length).map((x, i) => x / b[i]!));
 
+/**
+ * Runs every condition once per round for `repeats` rounds, rotating the order each round so no
+ * condition always runs first (after a map reload, or when load drifts); stops early when the
+ * rounds overrun `repeats` x conditions x `perRunMs`. Returns each condition's figures in order.
+ */
+export async function interleavedRounds<C extends string>(
+  conditions: readonly C[],
+  repeats: number,
+  perRunMs: number,
+  run: (condition: C, round: number) => Promise<number>,
+): Promise<Record<C, number[]>> {
+  const results = Object.fromEntries(conditions.map((c) => [c, [] as number[]])) as Record<
+    C,
+    number[]
+  >;
+  const deadline = Date.now() + repeats * conditions.length * perRunMs;
+  for (let r = 0; r < repeats && Date.now() < deadline; r++)
+    for (let k = 0; k < conditions.length; k++) {
+      const c = conditions[(r + k) % conditions.length]!;
+      results[c].push(await run(c, r));
+    }
+  return results;
+}
+
 /** "ratio R (of medians M; paired median P; target >= T)" */
 export function ratioLine(label: string, a: number[], b: number[], target: number): string {
   const ofMedians = median(a) / median(b);

@@ -10,6 +10,7 @@
 import {
   clearIpcache,
   fillIpcache,
+  interleavedRounds,
   iperf,
   median,
   ratioLine,
@@ -59,19 +60,13 @@ function loadedSizes(b: BenchLab): string {
 
 await withBenchLab('bthr', async (b) => {
   let loaded = '';
-  const results: Record<Condition, number[]> = { off: [], empty: [], full: [] };
   const fillers = { keys: [] as string[] };
-  const order: Condition[] = ['off', 'empty', 'full'];
-  const deadline = Date.now() + repeats * order.length * (seconds + 20) * 1000;
-  for (let r = 0; r < repeats && Date.now() < deadline; r++) {
-    // rotate the order so no condition always runs first after a map reload
-    for (let k = 0; k < order.length; k++) {
-      const c = order[(r + k) % order.length]!;
-      configure(b, c, fillers);
-      if (c === 'full') loaded = loadedSizes(b);
-      results[c].push(await iperf(b, seconds, IPERF_PORT));
-    }
-  }
+  const conditions: Condition[] = ['off', 'empty', 'full'];
+  const results = await interleavedRounds(conditions, repeats, (seconds + 20) * 1000, (c) => {
+    configure(b, c, fillers);
+    if (c === 'full') loaded = loadedSizes(b);
+    return iperf(b, seconds, IPERF_PORT);
+  });
   const [off, empty, full] = [median(results.off), median(results.empty), median(results.full)];
   console.log(
     `cross-node pod-to-pod TCP (iperf3, ${seconds}s x ${results.off.length} interleaved, medians)`,
