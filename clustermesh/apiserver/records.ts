@@ -14,6 +14,7 @@ import {
   encodeLabels,
   encodeNode,
   identityKey,
+  isWireguardKey,
   ipIdentityPairFor,
   ipcacheKey,
   nodeKey,
@@ -22,8 +23,16 @@ import {
   MAX_NUMERIC_IDENTITY,
   type ClusterService,
   type Label,
+  type NodeInput,
   type PortConfiguration,
 } from '../kvstore/index.ts';
+import {
+  annotatedPort,
+  WG_KEY_ANNOTATION,
+  WG_NEXT_KEY_ANNOTATION,
+  WG_NEXT_PORT_ANNOTATION,
+  WG_PORT_ANNOTATION,
+} from '../../agent/wireguard/annotations.ts';
 
 export interface LocalCluster {
   name: string;
@@ -35,8 +44,6 @@ export interface KvEntry {
   value: string;
 }
 
-/** Cilium's node annotation carrying the node's WireGuard public key. */
-export const WIREGUARD_PUBKEY_ANNOTATION = 'network.cilium.io/wg-pub-key';
 /** Cilium's global-service annotations (current and legacy spelling). */
 export const GLOBAL_SERVICE_ANNOTATIONS = ['service.cilium.io/global', 'io.cilium/global-service'];
 export const SHARED_SERVICE_ANNOTATIONS = ['service.cilium.io/shared', 'io.cilium/shared-service'];
@@ -91,11 +98,22 @@ export function ipcacheEntry(row: IpcacheRow): KvEntry {
   return { key: ipcacheKey(row.ip), value: encodeIPIdentityPair(pair) };
 }
 
-/** The node's WireGuard key; a malformed one is left out (readers would refuse the record). */
-function wireguardKeyOf(node: Node): string | undefined {
-  const key = node.metadata.annotations?.[WIREGUARD_PUBKEY_ANNOTATION];
-  if (!key || !/^[A-Za-z0-9+/]{43}=$/.test(key)) return undefined;
-  return Buffer.from(key, 'base64').length === 32 ? key : undefined;
+/** The node's WireGuard keys and ports as node record inputs; a malformed key or port is left
+ * out (readers would refuse the whole record), and a next key without a current one too. */
+function wireguardOf(node: Node): Partial<NodeInput> {
+  const a = node.metadata.annotations ?? {};
+  const key = (name: string) => (a[name] && isWireguardKey(a[name]) ? a[name] : undefined);
+  const current = key(WG_KEY_ANNOTATION);
+  if (!current) return {};
+  const port = annotatedPort(a[WG_PORT_ANNOTATION]);
+  const next = key(WG_NEXT_KEY_ANNOTATION);
+  const nextPort = annotatedPort(a[WG_NEXT_PORT_ANNOTATION]);
+  return {
+    wireguardPubKey: current,
+    ...(port !== undefined && { wireguardPort: port }),
+    ...(next && { wireguardPubKeyNext: next }),
+    ...(next && nextPort !== undefined && { wireguardPortNext: nextPort }),
+  };
 }
 
 /** `cilium/state/nodes/v1/<cluster>/<node>`: InternalIPs, pod CIDRs, WireGuard key. */
@@ -106,14 +124,13 @@ export function nodeEntry(cluster: LocalCluster, node: Node): KvEntry {
     .filter((a) => a.type === 'InternalIP')
     .map((a) => a.address);
   const status = node.status as { nodeInfo?: { bootID?: string } } | undefined;
-  const wg = wireguardKeyOf(node);
   const record = nodeRecordFor({
     cluster: cluster.name,
     clusterId: cluster.id,
     name: node.metadata.name,
     internalIps,
     podCidrs,
-    ...(wg ? { wireguardPubKey: wg } : {}),
+    ...wireguardOf(node),
     ...(status?.nodeInfo?.bootID ? { bootId: status.nodeInfo.bootID } : {}),
   });
   return { key: nodeKey(cluster.name, node.metadata.name), value: encodeNode(record) };

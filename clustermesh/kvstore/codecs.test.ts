@@ -236,6 +236,19 @@ test('round trip: cluster config', (t) =>
 test('round trip: ipcache entry', (t) =>
   roundTrip(t, pair, encodeIPIdentityPair, decodeIPIdentityPair));
 test('round trip: node', (t) => roundTrip(t, node, encodeNode, decodeNode));
+// Isthmus' rotation fields, each present or absent (absent = none, never written as null)
+const wgPort = fc.integer({ min: 1, max: 65535 });
+const rotating = fc
+  .tuple(
+    node,
+    fc.record(
+      { WireguardPort: wgPort, WireguardPubKeyNext: wgKey, WireguardPortNext: wgPort },
+      { requiredKeys: [] },
+    ),
+  )
+  .map(([n, extra]): NodeRecord => ({ ...n, ...extra }));
+test('round trip: node with rotation fields', (t) =>
+  roundTrip(t, rotating, encodeNode, decodeNode));
 test('round trip: service', (t) =>
   roundTrip(t, service, encodeClusterService, decodeClusterService));
 test('round trip: synced time (whole seconds)', (t) =>
@@ -311,6 +324,29 @@ const MALFORMED: Array<[string, () => { ok: boolean; error?: { reason: string } 
     'malformed-value',
   ],
   [
+    'node next WireGuard key not 32 bytes',
+    () =>
+      decodeNode(
+        `{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPubKeyNext":"${Buffer.alloc(31).toString('base64')}"}`,
+      ),
+    'malformed-value',
+  ],
+  [
+    'node WireGuard port 0',
+    () => decodeNode('{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPort":0}'),
+    'malformed-value',
+  ],
+  [
+    'node next WireGuard port above 65535',
+    () => decodeNode('{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPortNext":65536}'),
+    'malformed-value',
+  ],
+  [
+    'node WireGuard port as text',
+    () => decodeNode('{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPort":"51871"}'),
+    'malformed-value',
+  ],
+  [
     'node address not IP',
     () =>
       decodeNode(
@@ -343,3 +379,33 @@ for (const [what, run, reason] of MALFORMED) {
     t.is(r.error?.reason, reason);
   });
 }
+
+test('node rotation fields: absent means none; present ones decode as written', (t) => {
+  const key = Buffer.alloc(32, 3).toString('base64');
+  const next = Buffer.alloc(32, 4).toString('base64');
+  const plain = must(
+    decodeNode(`{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPubKey":"${key}"}`),
+  );
+  t.false(
+    'WireguardPort' in plain || 'WireguardPubKeyNext' in plain || 'WireguardPortNext' in plain,
+  );
+  t.false(encodeNode(plain).includes('WireguardPort'), 'nothing written for absent fields');
+  const r = must(
+    decodeNode(
+      JSON.stringify({
+        Name: 'n',
+        Cluster: 'c2',
+        ClusterID: 2,
+        WireguardPubKey: key,
+        WireguardPort: 51872,
+        WireguardPubKeyNext: next,
+        WireguardPortNext: 51871,
+      }),
+    ),
+  );
+  t.like(r, { WireguardPort: 51872, WireguardPubKeyNext: next, WireguardPortNext: 51871 });
+  const empty = must(
+    decodeNode('{"Name":"n","Cluster":"c2","ClusterID":2,"WireguardPubKeyNext":""}'),
+  );
+  t.false('WireguardPubKeyNext' in empty, 'an empty next key is no next key');
+});

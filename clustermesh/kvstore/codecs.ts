@@ -179,6 +179,9 @@ export function encodeNode(n: NodeRecord): string {
     NodeIdentity: n.NodeIdentity ?? 0,
     WireguardPubKey: n.WireguardPubKey,
     BootID: n.BootID ?? '',
+    ...(n.WireguardPort !== undefined && { WireguardPort: n.WireguardPort }),
+    ...(n.WireguardPubKeyNext && { WireguardPubKeyNext: n.WireguardPubKeyNext }),
+    ...(n.WireguardPortNext !== undefined && { WireguardPortNext: n.WireguardPortNext }),
   });
 }
 
@@ -207,10 +210,18 @@ export function decodeNode(text: string): Validated<NodeRecord> {
     const r = ipNetToCidr(net);
     if (!r.ok) return malformedValue(`node ${node.Name}: ${r.error.detail}`);
   }
-  if (node.WireguardPubKey !== '' && Buffer.from(node.WireguardPubKey, 'base64').length !== 32) {
-    return malformedValue(`node ${node.Name}: WireguardPubKey is not a base64 32-byte key`);
+  for (const field of ['WireguardPubKey', 'WireguardPubKeyNext'] as const) {
+    const key = node[field];
+    if (key && !isWireguardKey(key))
+      return malformedValue(`node ${node.Name}: ${field} is not a base64 32-byte key`);
   }
+  if (node.WireguardPubKeyNext === '') delete node.WireguardPubKeyNext;
   return { ok: true, value: node };
+}
+
+/** A WireGuard public key as Cilium and `wg` write it: base64 of 32 bytes. */
+export function isWireguardKey(key: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(key) && Buffer.from(key, 'base64').length === 32;
 }
 
 function allocCidrNets(n: NodeRecord): IPNetJson[] {

@@ -29,6 +29,10 @@ export interface NodeInput {
   /** pod CIDRs (`ip/len`); per family the first is the primary alloc CIDR */
   podCidrs: string[];
   wireguardPubKey?: string;
+  /** the port of `wireguardPubKey` and, during a rotation, the next key and its port */
+  wireguardPort?: number;
+  wireguardPubKeyNext?: string;
+  wireguardPortNext?: number;
   bootId?: string;
   labels?: Record<string, string>;
   /** Cilium's source.Source; `kvstore` for records mirrored into the mesh etcd */
@@ -55,6 +59,9 @@ export function nodeRecordFor(n: NodeInput): NodeRecord {
     Labels: n.labels ?? null,
     WireguardPubKey: n.wireguardPubKey ?? '',
     BootID: n.bootId ?? '',
+    ...(n.wireguardPort !== undefined && { WireguardPort: n.wireguardPort }),
+    ...(n.wireguardPubKeyNext && { WireguardPubKeyNext: n.wireguardPubKeyNext }),
+    ...(n.wireguardPortNext !== undefined && { WireguardPortNext: n.wireguardPortNext }),
   };
 }
 

@@ -92,6 +92,9 @@ export const validateNodeShape: ValidateFunction<NodeRecord> = ajv.compile<NodeR
     NodeIdentity: uint(0xffffffff),
     WireguardPubKey: str,
     BootID: str,
+    WireguardPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    WireguardPubKeyNext: str,
+    WireguardPortNext: { type: 'integer', minimum: 1, maximum: 65535 },
   },
 });
 

@@ -128,6 +128,13 @@ export interface NodeRecord {
   NodeIdentity?: number;
   WireguardPubKey: string;
   BootID?: string;
+  // Isthmus extensions (Cilium ignores unknown fields): what a peer needs during a key rotation.
+  /** UDP port of `WireguardPubKey`'s device; absent = the mesh default (51871) */
+  WireguardPort?: number;
+  /** the next key while the node rotates (published next to the current one) */
+  WireguardPubKeyNext?: string;
+  /** UDP port of the next key's device; absent = the mesh default (51872) */
+  WireguardPortNext?: number;
 }
 
 /** pkg/loadbalancer L4Addr. */
