@@ -8,7 +8,7 @@ import { LabError } from '../integration/lab/lab.ts';
 import type { LabPlan } from '../integration/lab/config.ts';
 import { readRecord, type LabPod } from '../integration/lab/record.ts';
 import { labPods } from '../integration/lab/status.ts';
-import { lastLine, podTool } from '../integration/e2e-services/support.ts';
+import { lastLine, netTool } from '../integration/lab/net-tool.ts';
 
 const NS = 'shop-global';
 const CONNECTIONS = 40;
@@ -106,7 +106,7 @@ async function answersByCluster(plan: LabPlan, local: string, vip: string): Prom
   );
   if (!client) throw new LabError('demo: the client pod is not running', 'ISTHMUS_LAB_POD');
   const r = (await lastLine(
-    podTool(client.netnsPath, ['tcp-who', vip, '80', String(CONNECTIONS), '2'], 60_000),
+    netTool(client.netnsPath, ['tcp-who', vip, '80', String(CONNECTIONS), '2'], 60_000),
   )) as { counts: Record<string, number>; errors: Record<string, number> };
   const byIp = new Map(echoPods(plan).map((p) => [p.ip, p.cluster]));
   const per: Record<string, number> = {};

@@ -17,7 +17,8 @@ import { startMeshEtcd, stopMeshProcess } from '../lab/mesh.ts';
 import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
 import type { LabPod } from '../lab/record.ts';
 import { kubectl, podYaml, waitForPods } from '../e2e-policy/support.ts';
-import { ECHO_PORTS, podTool, type Line } from '../e2e-services/support.ts';
+import { ECHO_PORTS } from '../e2e-services/support.ts';
+import { netTool, type NetToolLine } from '../lab/net-tool.ts';
 import {
   NS,
   echoView,
@@ -109,7 +110,7 @@ test.serial('affinity none: 200 connections from one pod land in both clusters',
 test.serial(
   'a long-lived connection stays on its backend while backends come and go in both clusters',
   async (t) => {
-    const stream = podTool(
+    const stream = netTool(
       client('c1').netnsPath,
       ['tcp-who-stream', vip.c1!, '80', '10', '0.2'],
       40_000,
@@ -121,7 +122,7 @@ test.serial(
     await removeEcho('c2', ['echo-3']);
     await removeEcho('c1', ['echo-3']);
     await waitForInUse(name, 'c1', [...ips('c1'), ...ips('c2')]);
-    const rounds = (await stream).filter((l: Line) => typeof l.seq === 'number');
+    const rounds = (await stream).filter((l: NetToolLine) => typeof l.seq === 'number');
     t.true(
       rounds.length >= 20 && rounds.every((l) => l.ok === true),
       JSON.stringify(rounds.at(-1)),

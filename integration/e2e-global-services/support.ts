@@ -3,7 +3,7 @@
 import type { ServiceView } from '../../agent/services/types.ts';
 import { listServices } from '../../cli/service.ts';
 import { until } from '../e2e-policy/support.ts';
-import { lastLine, podTool } from '../e2e-services/support.ts';
+import { lastLine, netTool } from '../lab/net-tool.ts';
 import type { LabPod } from '../lab/record.ts';
 
 export const NS = 'gsvc';
@@ -61,7 +61,7 @@ export type Counts = { counts: Record<string, number>; errors: Record<string, nu
 /** `n` new TCP connections from a pod to vip:80, answers counted by backend IP. */
 export const who = (from: LabPod, vip: string, n: number, timeout = 2): Promise<Counts> =>
   lastLine(
-    podTool(from.netnsPath, ['tcp-who', vip, '80', String(n), String(timeout)], 120_000),
+    netTool(from.netnsPath, ['tcp-who', vip, '80', String(n), String(timeout)], 120_000),
   ) as Promise<Counts>;
 
 /** Answers per cluster, by the pod CIDR prefix of each cluster ("10.1." / "10.2."). */

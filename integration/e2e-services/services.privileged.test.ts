@@ -15,14 +15,8 @@ import {
   waitForPods,
   type PolicyLab,
 } from '../e2e-policy/support.ts';
-import {
-  ECHO_PORTS,
-  lastLine,
-  podTool,
-  serviceYaml,
-  waitForBackends,
-  type Line,
-} from './support.ts';
+import { ECHO_PORTS, serviceYaml, waitForBackends } from './support.ts';
+import { lastLine, netTool, type NetToolLine } from '../lab/net-tool.ts';
 
 const name = uniqueLabName('esvc');
 let env: PolicyLab | undefined;
@@ -76,7 +70,7 @@ test.after.always(async () => {
 type Counts = { counts: Record<string, number>; errors: Record<string, number> };
 const who = (from: LabPod, n: number, timeout = 2) =>
   lastLine(
-    podTool(from.netnsPath, ['tcp-who', vip, '80', String(n), String(timeout)], 120_000),
+    netTool(from.netnsPath, ['tcp-who', vip, '80', String(n), String(timeout)], 120_000),
   ) as Promise<Counts>;
 
 test.serial(
@@ -92,8 +86,8 @@ test.serial(
 test.serial(
   'a long-lived TCP connection and a UDP flow stay on their backends while backends come and go',
   async (t) => {
-    const stream = podTool(client.netnsPath, ['tcp-who-stream', vip, '80', '8', '0.2'], 30_000);
-    const udp = podTool(client.netnsPath, ['udp-who', vip, '53', '60', '0.12', '40555'], 30_000);
+    const stream = netTool(client.netnsPath, ['tcp-who-stream', vip, '80', '8', '0.2'], 30_000);
+    const udp = netTool(client.netnsPath, ['udp-who', vip, '53', '60', '0.12', '40555'], 30_000);
     await new Promise((r) => setTimeout(r, 1000));
     await kubectl(
       env!.plan,
@@ -102,7 +96,7 @@ test.serial(
     );
     const [e4] = await waitForPods(env!.plan, [`c1/${NS}/echo-4`]);
     await waitForBackends(name, NS, 'echo', [...echo.map((p) => p.ip), e4!.ip]);
-    const rounds = (await stream).filter((l: Line) => typeof l.seq === 'number');
+    const rounds = (await stream).filter((l: NetToolLine) => typeof l.seq === 'number');
     const flow = (await udp).at(-1) as { whos: string[]; errors: Record<string, number> };
     t.true(
       rounds.length >= 20 && rounds.every((l) => l.ok === true),
@@ -143,10 +137,10 @@ test.serial('a service without backends is refused at once, not left to time out
     (await waitForBackends(name, NS, 'nobody', [])) ? true : undefined,
   );
   const started = Date.now();
-  const r = await lastLine(podTool(client.netnsPath, ['tcp-connect', nobody, '80', '5']));
+  const r = await lastLine(netTool(client.netnsPath, ['tcp-connect', nobody, '80', '5']));
   t.like(r, { ok: false, error: 'ConnectionRefusedError' });
   t.true(Date.now() - started < 3000, 'refusal is immediate, the connect timeout is 5 s');
-  t.like(await lastLine(podTool(client.netnsPath, ['udp-send', nobody, '53', '5'])), {
+  t.like(await lastLine(netTool(client.netnsPath, ['udp-send', nobody, '53', '5'])), {
     ok: false,
     error: 'ConnectionRefusedError',
   });

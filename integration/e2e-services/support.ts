@@ -1,43 +1,8 @@
-// Helpers of the service end-to-end tests: traffic tools run inside lab pods (the datapath
-// tests' net-tool.py, whose "whoami" question the lab echo server answers with the pod's IP),
-// the service table as `isthmus service list` reads it, and manifests.
-import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Helpers of the service end-to-end tests: the service table as `isthmus service list` reads it,
+// and manifests. Traffic inside pods goes through integration/lab/net-tool.ts.
 import { listServices } from '../../cli/service.ts';
 import type { ServiceView } from '../../agent/services/types.ts';
 import { until } from '../e2e-policy/support.ts';
-
-const tool = join(dirname(fileURLToPath(import.meta.url)), '../../agent/datapath/test/net-tool.py');
-
-export type Line = Record<string, unknown>;
-
-/** Runs net-tool.py in a pod's namespace to completion (bounded); resolves with every line. */
-export function podTool(netnsPath: string, args: string[], timeoutMs = 30_000): Promise<Line[]> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn('nsenter', [`--net=${netnsPath}`, '/usr/bin/python3', tool, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      const lines = out
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line);
-      if (code !== 0 || lines.length === 0)
-        reject(new Error(`net-tool ${args.join(' ')} exited ${code}: ${err.trim()}`));
-      else resolve(lines);
-    });
-  });
-}
-
-export const lastLine = async (p: Promise<Line[]>): Promise<Line> => (await p).at(-1)!;
 
 /** The service as the cluster's agent shows it. */
 export async function serviceView(

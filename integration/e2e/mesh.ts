@@ -3,7 +3,6 @@
 // endpoint reconcilers will (every pod of every node in every node's ipcache; the node's own IPs as
 // HOST), flow events collected per node, and traffic helpers run inside pod namespaces.
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { IDENTITY_HOST } from '../../agent/datapath/constants.ts';
 import type { FlowEvent } from '../../agent/datapath/events.ts';
@@ -12,7 +11,7 @@ import type { NodePlan } from '../lab/config.ts';
 import type { Lab } from '../lab/lab.ts';
 import { nodesOf } from '../lab/lab.ts';
 import type { LabPod } from '../lab/record.ts';
-import { repoRoot } from '../lab/record.ts';
+import { netToolPath } from '../lab/net-tool.ts';
 import { openNodeMaps, type NodeMaps } from './node-maps.ts';
 
 /** Reserved identity of other nodes (DESIGN.md "Identities"). */
@@ -142,36 +141,7 @@ export class Mesh {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const netToolPath = (): string => join(repoRoot(), 'agent/datapath/test/net-tool.py');
-
-/** A bounded run of the datapath tests' net-tool.py inside a namespace; JSON lines out. */
-export function netTool(
-  netnsPath: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<Array<Record<string, unknown>>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${netnsPath}`, 'python3', netToolPath(), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`net-tool ${args[0]} exited ${code}: ${err}`));
-      resolve(
-        out
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Record<string, unknown>),
-      );
-    });
-  });
-}
+export { netTool } from '../lab/net-tool.ts';
 
 /** A long-running net-tool mode (sniff, tcp-stream) whose lines are collected as they come. */
 export function netToolBackground(
