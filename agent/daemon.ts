@@ -126,7 +126,13 @@ export async function startAgent(
     routerIPOf(config.podCIDR),
     async () => {
       if (config.clustermesh && config.cluster && controlPlane)
-        mesh = await startMeshSynced(config.cluster, config.clustermesh, controlPlane, log);
+        mesh = await startMeshSynced(
+          config.cluster,
+          config.clustermesh,
+          controlPlane,
+          log,
+          encryption,
+        );
     },
   );
   // With a control plane, endpoints go through it: identity, row, policy, endpoint object.
@@ -136,6 +142,7 @@ export async function startAgent(
     datapath: controlPlane?.endpoints ?? deps.datapath,
     log,
   });
+  if (encryption && controlPlane) encryption.followIpcache(controlPlane.meshTargets().ipcache);
   if (controlPlane) {
     controlPlane.endpoints.setManager(manager);
     controlPlane.endpoints.restoring = true;
@@ -210,6 +217,7 @@ async function startEncryption(
       bpffs: config.bpffs,
       underlayIf: config.underlayIf ?? 'eth0',
       strict: config.strictMode !== false,
+      awaitMesh: !!config.clustermesh,
       log,
     },
     new KubeClient(loadKubeConfig(config.kubeconfig)),
@@ -260,8 +268,10 @@ async function startMeshSynced(
   files: { bundleDir: string; caFile: string },
   controlPlane: AgentControlPlane,
   log: (msg: string, fields?: Record<string, unknown>) => void,
+  encryption?: NodeEncryption,
 ): Promise<AgentMesh> {
-  const mesh = await startAgentMesh({ cluster, ...files }, controlPlane.meshTargets());
+  const targets = { ...controlPlane.meshTargets(), ...(encryption && { encryption }) };
+  const mesh = await startAgentMesh({ cluster, ...files }, targets);
   const deadline = Date.now() + MESH_SYNC_WAIT_MS;
   const settled = () =>
     mesh.status().remotes.every((r) => r.ready || r.state === 'refused' || r.state === 'stopped');
@@ -273,6 +283,7 @@ async function startMeshSynced(
         .remotes.filter((r) => !r.ready)
         .map((r) => r.cluster),
     });
+  encryption?.meshSynced(); // remote nodes known (or waited for): the merged table may prune
   return mesh;
 }
 

@@ -1,7 +1,8 @@
 // The agent's RemoteSink: accepted remote state merged into the node's tables. Remote identities
 // go to the policy engine (selectors naming io.cilium.k8s.policy.cluster select them), remote pod
 // IPs to the ipcache (BPF) with their identity, remote node IPs as remote-node, remote nodes' pod
-// CIDRs get native routes via their node IPs, global services' remote backends go to the service
+// CIDRs get native routes via their node IPs — or, with encryption on, become WireGuard peers
+// whose pod CIDRs route into the tunnel — global services' remote backends go to the service
 // table. Every change is counted per cluster and kind, so tests can assert "no deletes".
 import ipaddr from 'ipaddr.js';
 import type {
@@ -16,6 +17,7 @@ import type { IpcacheTable } from '../ipcache/table.ts';
 import { hostPrefix } from '../ipcache/types.ts';
 import type { NodeRouteReconciler } from '../routing/reconciler.ts';
 import type { ServiceTable } from '../services/table.ts';
+import type { WgNode } from '../wireguard/types.ts';
 import type { Backend, Protocol } from '../services/types.ts';
 import { RemoteServices } from './withdrawal.ts';
 
@@ -26,7 +28,16 @@ export interface MeshTargets {
   ipcache: IpcacheTable;
   routes: NodeRouteReconciler;
   services?: ServiceTable;
+  /** transparent encryption (agent/daemon/encryption.ts): remote nodes become peers */
+  encryption?: RemoteNodeEncryption;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Where remote nodes go when the node encrypts: its WireGuard node table. Upserts must mark
+ * the node's IP as tunnelled before returning (the native route that follows is then skipped). */
+export interface RemoteNodeEncryption {
+  upsertRemoteNode(node: WgNode): void;
+  deleteRemoteNode(name: string): void;
 }
 
 export type SinkOp = 'upsert' | 'delete';
@@ -98,6 +109,7 @@ export class AgentMeshSink implements RemoteSink {
       return;
     }
     this.routed.set(name, { cluster, node: node.Name, underlayIP, podCIDR });
+    this.t.encryption?.upsertRemoteNode(wgNodeOf(name, node, underlayIP, addresses));
     this.t.routes.update({ name, underlayIP, podCIDR }).catch((err: unknown) => {
       this.t.log('remote node route failed', { cluster, name, error: String(err) });
     });
@@ -109,6 +121,7 @@ export class AgentMeshSink implements RemoteSink {
     for (const ip of this.nodeIps.get(name) ?? []) this.t.ipcache.delete('remote', ip);
     this.nodeIps.delete(name);
     this.routed.delete(name);
+    this.t.encryption?.deleteRemoteNode(name);
     this.t.routes.delete(name).catch((err: unknown) => {
       this.t.log('remote node route removal failed', { cluster, name, error: String(err) });
     });
@@ -143,6 +156,27 @@ export class AgentMeshSink implements RemoteSink {
 
 /** Route names of remote nodes carry the cluster, so they never clash with local node names. */
 export const routeName = (cluster: string, node: string): string => `${cluster}/${node}`;
+
+/** A remote node record as a WireGuard table row (no key: a row without a peer, whose pod
+ * CIDRs still route into the tunnel, where WireGuard drops them: never plaintext). */
+export function wgNodeOf(
+  name: string,
+  node: NodeRecord,
+  underlayIP: string,
+  addresses: NodeAddresses,
+): WgNode {
+  const row: WgNode = {
+    name,
+    nodeIP: underlayIP,
+    podCIDRs: addresses.podCidrs.filter((c) => !c.includes(':')),
+    podIPs: [],
+  };
+  if (node.WireguardPubKey) row.publicKey = node.WireguardPubKey;
+  if (node.WireguardPort !== undefined) row.port = node.WireguardPort;
+  if (node.WireguardPubKeyNext) row.nextPublicKey = node.WireguardPubKeyNext;
+  if (node.WireguardPortNext !== undefined) row.nextPort = node.WireguardPortNext;
+  return row;
+}
 
 /** `k8s:` labels keep their bare key in the engine (as local identities do); others keep source. */
 function securityLabels(identity: IdentityRecord): SecurityLabels {

@@ -11,15 +11,24 @@ import { Nodes, type Node } from '../k8s/resources.ts';
 import { mustRun, runCommand } from '../routing/command.ts';
 import type { RouteNetlink } from '../routing/types.ts';
 import { WireguardAgent } from '../wireguard/agent.ts';
+import {
+  annotatedPort,
+  WG_KEY_ANNOTATION,
+  WG_NEXT_KEY_ANNOTATION,
+  WG_NEXT_PORT_ANNOTATION,
+  WG_PORT_ANNOTATION,
+} from '../wireguard/annotations.ts';
+import type { IpcacheTable } from '../ipcache/table.ts';
+import { WgNodeTable, withoutTunnelled } from './wg-node-table.ts';
 import { mssClampRule } from '../wireguard/routes.ts';
 import type { WgNode, WireguardStatus } from '../wireguard/types.ts';
 
-/** Cilium's annotation for a node's WireGuard public key. */
-export const WG_KEY_ANNOTATION = 'network.cilium.io/wg-pub-key';
-/** Ours: the port of the key above, and the next key (+ port) while a rotation runs. */
-export const WG_PORT_ANNOTATION = 'network.isthmus.io/wg-port';
-export const WG_NEXT_KEY_ANNOTATION = 'network.isthmus.io/wg-next-pub-key';
-export const WG_NEXT_PORT_ANNOTATION = 'network.isthmus.io/wg-next-port';
+export {
+  WG_KEY_ANNOTATION,
+  WG_NEXT_KEY_ANNOTATION,
+  WG_NEXT_PORT_ANNOTATION,
+  WG_PORT_ANNOTATION,
+} from '../wireguard/annotations.ts';
 
 export const wireguardSocketPath = (stateDir: string): string => join(stateDir, 'wireguard.sock');
 
@@ -33,6 +42,9 @@ export interface EncryptionOptions {
   strict: boolean;
   /** period of the Node list that feeds peers and publishes annotations (default 500 ms) */
   pollMs?: number;
+  /** ClusterMesh runs: apply no table until `meshSynced()` (a first table without the remote
+   * nodes would prune their peers, tunnel routes and strict ranges on an agent restart) */
+  awaitMesh?: boolean;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -61,8 +73,13 @@ export class NodeEncryption {
   /** the annotations this node's Node object must carry now (null: must be absent) */
   private want: Record<string, string | null> = {};
   private server: Server | undefined;
-  /** underlay IPs of nodes whose pod traffic the tunnel carries */
-  private readonly tunnelled = new Set<string>();
+  /** this cluster's Nodes and the remote clusters' nodes */
+  private readonly nodes = new WgNodeTable();
+  private meshReady = false;
+  /** table passes run one after another: an older table must not overwrite a newer one */
+  private applying: Promise<void> = Promise.resolve();
+  private applyQueued = false;
+  private unfollow: (() => void) | undefined;
 
   private constructor(
     private readonly o: EncryptionOptions,
@@ -97,12 +114,32 @@ export class NodeEncryption {
 
   /** Native routes to nodes the tunnel carries are not installed (the tunnel's routes own them). */
   guardNativeRoutes(inner: RouteNetlink, staticIPs: string[]): RouteNetlink {
-    for (const ip of staticIPs) this.tunnelled.add(ip);
-    return {
-      listOwned: () => inner.listOwned(),
-      replace: async (r) => (this.tunnelled.has(r.via) ? undefined : inner.replace(r)),
-      remove: (dst) => inner.remove(dst),
-    };
+    for (const ip of staticIPs) this.nodes.tunnelled.add(ip);
+    return withoutTunnelled(inner, this.nodes.tunnelled);
+  }
+
+  /** A remote cluster's node (accepted by ClusterMesh) joins the table: peer, tunnel routes,
+   * strict ranges. Its IP is tunnelled at once, so the sink's native route for it is skipped. */
+  upsertRemoteNode(node: WgNode): void {
+    this.nodes.upsertRemote(node);
+    this.scheduleApply();
+  }
+
+  deleteRemoteNode(name: string): void {
+    if (this.nodes.deleteRemote(name)) this.scheduleApply();
+  }
+
+  /** The remotes' initial sync is over (or its wait ended): the merged table may prune now. */
+  meshSynced(): void {
+    this.meshReady = true;
+    this.scheduleApply();
+  }
+
+  /** Pod IPs hosted on a node outside its pod CIDRs (ipcache rows with that host IP) become
+   * allowed IPs of its peer. */
+  followIpcache(ipcache: IpcacheTable): void {
+    this.unfollow?.();
+    this.unfollow = this.nodes.hosted.follow(ipcache, () => this.scheduleApply());
   }
 
   async status(): Promise<EncryptionStatus> {
@@ -125,6 +162,7 @@ export class NodeEncryption {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.unfollow?.();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.wg.stop();
   }
@@ -178,8 +216,33 @@ export class NodeEncryption {
     const self = items.find((n) => n.metadata.name === this.o.nodeName);
     // others may rewrite the Node (the lab kubelet re-registers it): keep our annotations there
     if (self && !annotated(self, this.want)) await this.publish(this.want);
-    const table = items.flatMap((n) => wgNodeOf(this.o.cluster, n));
-    for (const n of table) this.tunnelled.add(n.nodeIP);
+    this.nodes.setLocal(items.flatMap((n) => wgNodeOf(this.o.cluster, n)));
+    await this.applyTable();
+  }
+
+  /** A table pass soon; bursts (a remote's initial sync brings every node) make one pass. */
+  private scheduleApply(): void {
+    if (this.applyQueued) return;
+    this.applyQueued = true;
+    void this.applyTable().catch((err: unknown) =>
+      this.o.log('encryption table pass failed', { error: String(err) }),
+    );
+  }
+
+  /** Queues a pass after the running one; the pass reads the newest table when it starts. */
+  private applyTable(): Promise<void> {
+    const run = this.applying.then(() => {
+      this.applyQueued = false;
+      return this.applyNow();
+    });
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(): Promise<void> {
+    // setPeers prunes: never before both parts of the table are known
+    if (!this.nodes.localListed || (this.o.awaitMesh && !this.meshReady)) return;
+    const table = this.nodes.rows();
     const text = JSON.stringify(table);
     if (this.synced && text === this.lastTable) return;
     await this.wg.setPeers(table);
@@ -270,7 +333,7 @@ export function wgNodeOf(cluster: string, node: Node): WgNode[] {
       : [];
   if (!ip || !cidrs.length) return [];
   const a = node.metadata.annotations ?? {};
-  const port = (k: string) => (a[k] && /^\d+$/.test(a[k]) ? Number(a[k]) : undefined);
+  const port = (k: string) => annotatedPort(a[k]);
   const row: WgNode = {
     name: `${cluster}/${node.metadata.name}`,
     nodeIP: ip,
