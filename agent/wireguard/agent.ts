@@ -1,20 +1,24 @@
 // WireguardAgent: the one object the daemon wires. start() creates or adopts the node's device
 // and strict filter; the node table comes in through setPeers/update/delete; stop() leaves the
 // device, its peers, routes and the strict filter in place for the next agent.
-import { destroyDevice, ensureDevice, type Device } from './device.ts';
+import { adoptDevice, destroyDevice, ensureDevice, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PeerReconciler } from './peers.ts';
 import { applyTunnelRoutes, tunnelMtu, tunnelRoutes } from './routes.ts';
 import {
   activateSlot,
-  activeSlot,
   awaitHandshakes,
   awaitOldIdle,
   createNextDevice,
+  discardOtherSlot,
   keyPath,
+  openNextDevice,
+  otherSlot,
+  readRotationState,
   retireDevice,
   switchRoutes,
   type NextDevice,
+  type RotationState,
 } from './rotation.ts';
 import { StrictFilter } from './strict.ts';
 import { READY_HANDSHAKE_S, WireguardError, type WgNode, type WireguardStatus } from './types.ts';
@@ -64,7 +68,8 @@ export class WireguardAgent {
   }
 
   static async start(o: WireguardAgentOptions): Promise<WireguardAgent> {
-    const slot = await activeSlot(o.stateDir);
+    const state = await readRotationState(o.stateDir);
+    const slot = state.active;
     const key = await loadOrCreateKey(keyPath(o.stateDir, slot.ifname));
     const mtu = tunnelMtu(o.underlayMtu ?? 1500);
     const device = await ensureDevice({
@@ -86,6 +91,7 @@ export class WireguardAgent {
       );
     }
     const agent = new WireguardAgent(o, device, key, strict);
+    await agent.resume(state);
     if (o.resyncMs !== 0)
       agent.timer = setInterval(
         () => void agent.resync().catch(() => {}),
@@ -102,6 +108,14 @@ export class WireguardAgent {
   }
   get activeDevice(): Device {
     return this.device;
+  }
+  /** The device of the next key while a rotation is between steps 1 and 3. */
+  get nextDevice(): Device | undefined {
+    return this.next?.device;
+  }
+  /** The previous device after a rotation's switch, until `retireOld` removes it. */
+  get retiringDevice(): Device | undefined {
+    return this.retiring;
   }
 
   /** The whole node table after the initial sync: peers of absent nodes are removed. */
@@ -133,6 +147,11 @@ export class WireguardAgent {
   /** Rotation step 1: the new key on the other slot; publish `nextPublicKey` after this. */
   async beginRotation(): Promise<string> {
     if (this.next) return this.next.key.publicKey;
+    if (this.retiring)
+      throw new WireguardError(
+        'ISTHMUS_WG_ROTATE',
+        `the previous rotation's old device ${this.retiring.ifname} still serves peers that did not apply the flip: rotate again once it is retired (status shows it)`,
+      );
     this.next = await createNextDevice({
       active: this.device,
       netns: this.o.netns,
@@ -168,8 +187,10 @@ export class WireguardAgent {
         tunnelRoutes(this.o.nodeName, this.reconciler.table(), next.device.ifname),
         next.device.ifname,
       );
-    await activateSlot(this.o.stateDir, next.device);
     await o.afterSwitch?.();
+    // recorded once the flip is out: a crash before this resumes at step 1 (routes back on the
+    // old device, whose key peers still route by) and redoes the switch at once
+    await activateSlot(this.o.stateDir, next.device);
     this.retiring = this.device;
     this.device = next.device;
     this.key = next.key;
@@ -224,7 +245,35 @@ export class WireguardAgent {
             listenPort: this.next.device.port,
           }
         : null,
+      retiring: this.retiring?.ifname ?? null,
     };
+  }
+
+  /** Picks up a rotation a previous agent left at any step (README "Resuming"): the next
+   * device and key are adopted (call `completeRotation` after publishing the next key again), a
+   * retiring device is adopted for `retireOld`; a device of the other slot that no record
+   * explains is retired too, so no wireguard-go runs unmanaged. */
+  private async resume(state: RotationState): Promise<void> {
+    const other = otherSlot(state.active);
+    const at = { netns: this.o.netns, stateDir: this.o.stateDir };
+    if (state.next) {
+      try {
+        this.next = await openNextDevice({
+          ...at,
+          active: this.device,
+          slot: other,
+          mtu: tunnelMtu(this.o.underlayMtu ?? 1500),
+        });
+        this.nextReconciler = this.reconcilerFor(this.next.device);
+        return;
+      } catch {
+        // a key torn by the crash (or a device that cannot start): this rotation starts over
+        return discardOtherSlot({ ...at, active: state.active });
+      }
+    }
+    const old = await adoptDevice({ ...at, slot: other });
+    if (old) this.retiring = old;
+    else if (state.retiring) await discardOtherSlot({ ...at, active: state.active });
   }
 
   /** Stops this agent only: the device, peers, routes and strict filter keep working. */

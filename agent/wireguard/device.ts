@@ -63,7 +63,15 @@ export async function destroyDevice(o: { netns?: string; stateDir: string; ifnam
   await rm(recordPath(o.stateDir, o.ifname), { force: true });
 }
 
-async function adopt(o: DeviceOptions): Promise<Device | null> {
+/** The slot's running device, or null (no live wireguard-go of ours, no kernel link): for a
+ * device that must not be created again, e.g. one being retired after a rotation. */
+export async function adoptDevice(o: AdoptOptions): Promise<Device | null> {
+  return adopt(o);
+}
+
+type AdoptOptions = Pick<DeviceOptions, 'slot' | 'netns' | 'stateDir'>;
+
+async function adopt(o: AdoptOptions): Promise<Device | null> {
   const { ifname, port } = o.slot;
   const rec = await readRecord(o.stateDir, ifname);
   if (rec && (await isOurProcess(rec, o.netns)) && (await linkKind(o.netns, ifname)) === 'tun')
@@ -85,11 +93,11 @@ async function create(o: DeviceOptions): Promise<Device> {
   return deviceOf(o, 'wireguard-go', pid, false);
 }
 
-function deviceOf(o: DeviceOptions, mode: Device['mode'], pid: number | null, adopted: boolean) {
+function deviceOf(o: AdoptOptions, mode: Device['mode'], pid: number | null, adopted: boolean) {
   return { ifname: o.slot.ifname, port: o.slot.port, mode, pid, adopted, control: tool(o, pid) };
 }
 
-function tool(o: DeviceOptions, pid: number | null): WgTool {
+function tool(o: AdoptOptions, pid: number | null): WgTool {
   return new WgTool({ ifname: o.slot.ifname, netns: o.netns, pid });
 }
 

@@ -1,6 +1,6 @@
 // The node's WireGuard key: X25519, generated once, persisted 0600 in the node's state dir.
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WireguardError } from './types.ts';
 
@@ -45,11 +45,17 @@ export async function loadOrCreateKey(path: string): Promise<WgKeyPair> {
   if (existing) return existing;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const pair = generateKey();
-  await writeFile(path, pair.privateKey + '\n', { mode: 0o600, flag: 'wx' }).catch(
-    async (err: NodeJS.ErrnoException) => {
+  // Written whole to a temporary file, then linked into place: a crash never leaves a torn key,
+  // and link() fails if the file exists, so two racing starts agree on the first one.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, pair.privateKey + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    await link(tmp, path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err; // a concurrent start wrote it first: use that one
-    },
-  );
+    });
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
   const written = await readKey(path);
   if (!written) throw new WireguardError('ISTHMUS_WG_KEY', `cannot persist key at ${path}`);
   return written;

@@ -5,27 +5,64 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { destroyDevice, ensureDevice, wgRunDir, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
+import { PEER_KEEPALIVE_S } from './peers.ts';
 import { applyTunnelRoutes, type TunnelRoute } from './routes.ts';
 import { WG_PRIMARY, WG_SECONDARY, WireguardError, type DeviceSlot } from './types.ts';
 
 export const keyPath = (stateDir: string, ifname: string): string =>
   join(wgRunDir(stateDir), `${ifname}.key`);
-const activePath = (stateDir: string): string => join(wgRunDir(stateDir), 'active.json');
+const statePath = (stateDir: string): string => join(wgRunDir(stateDir), 'active.json');
 
 export function otherSlot(slot: DeviceSlot): DeviceSlot {
   return slot.ifname === WG_PRIMARY.ifname ? WG_SECONDARY : WG_PRIMARY;
 }
 
+const slotNamed = (ifname: unknown): DeviceSlot | undefined =>
+  ifname === WG_SECONDARY.ifname
+    ? WG_SECONDARY
+    : ifname === WG_PRIMARY.ifname
+      ? WG_PRIMARY
+      : undefined;
+
+/** The node's devices as persisted, so a restarted agent resumes a rotation at its step:
+ * `next` from just before the new device is created until the switch (step 1-2), `retiring`
+ * from the switch until the old device is gone (step 4). At most one of them is set. */
+export interface RotationState {
+  active: DeviceSlot;
+  next?: DeviceSlot;
+  retiring?: DeviceSlot;
+}
+
+/** Reads `<stateDir>/wireguard/active.json` ({ifname, next?, retiring?}); absent: wg0 alone. */
+export async function readRotationState(stateDir: string): Promise<RotationState> {
+  let raw: { ifname?: unknown; next?: unknown; retiring?: unknown };
+  try {
+    raw = JSON.parse(await readFile(statePath(stateDir), 'utf8')) as typeof raw;
+  } catch {
+    return { active: WG_PRIMARY };
+  }
+  const active = slotNamed(raw.ifname) ?? WG_PRIMARY;
+  const other = otherSlot(active);
+  if (slotNamed(raw.next) === other) return { active, next: other };
+  if (slotNamed(raw.retiring) === other) return { active, retiring: other };
+  return { active };
+}
+
+/** Replaces the state atomically (rename), mode 0600. */
+export async function writeRotationState(stateDir: string, s: RotationState): Promise<void> {
+  const path = statePath(stateDir);
+  const body = {
+    ifname: s.active.ifname,
+    ...(s.next && { next: s.next.ifname }),
+    ...(s.retiring && { retiring: s.retiring.ifname }),
+  };
+  await writeFile(path + '.tmp', JSON.stringify(body) + '\n', { mode: 0o600 });
+  await rename(path + '.tmp', path);
+}
+
 /** The slot holding the node's current key (persisted, so a restarted agent keeps it). */
 export async function activeSlot(stateDir: string): Promise<DeviceSlot> {
-  try {
-    const { ifname } = JSON.parse(await readFile(activePath(stateDir), 'utf8')) as {
-      ifname: string;
-    };
-    return ifname === WG_SECONDARY.ifname ? WG_SECONDARY : WG_PRIMARY;
-  } catch {
-    return WG_PRIMARY;
-  }
+  return (await readRotationState(stateDir)).active;
 }
 
 export interface NextDevice {
@@ -34,7 +71,8 @@ export interface NextDevice {
 }
 
 /** Step 1: a second device with a new key and the same peers as the active one (keepalive 1 s,
- * so each peer that knows the new key handshakes without waiting for traffic). */
+ * so each peer that knows the new key handshakes without waiting for traffic). The rotation is
+ * recorded before the device exists, so a crash at any point leaves nothing unmanaged. */
 export async function createNextDevice(o: {
   active: Device;
   netns?: string;
@@ -42,15 +80,29 @@ export async function createNextDevice(o: {
   mtu: number;
 }): Promise<NextDevice> {
   const slot = otherSlot(o.active);
+  await writeRotationState(o.stateDir, { active: o.active, next: slot });
   await rm(keyPath(o.stateDir, slot.ifname), { force: true }); // never reuse a retired key
-  const key = await loadOrCreateKey(keyPath(o.stateDir, slot.ifname));
+  return openNextDevice({ ...o, slot });
+}
+
+/** The next device of a recorded rotation with its persisted key: adopted when its
+ * wireguard-go still runs (a restarted agent), created otherwise; peers copied from the active. */
+export async function openNextDevice(o: {
+  active: Device;
+  slot: DeviceSlot;
+  netns?: string;
+  stateDir: string;
+  mtu: number;
+}): Promise<NextDevice> {
+  const key = await loadOrCreateKey(keyPath(o.stateDir, o.slot.ifname));
   const device = await ensureDevice({
-    slot,
+    slot: o.slot,
     netns: o.netns,
     stateDir: o.stateDir,
     privateKey: key.privateKey,
     mtu: o.mtu,
   });
+  if (device.adopted) return { device, key }; // keeps the peers (and handshakes) it has
   const peers = (await o.active.control.dump()).peers;
   await device.control.setPeers(
     peers
@@ -63,6 +115,20 @@ export async function createNextDevice(o: {
       .filter((p) => p.endpoint),
   );
   return { device, key };
+}
+
+/** Drops the other slot entirely (its device if any, its key) and records the active device
+ * alone: undoes a recorded step 1 whose key or device cannot be used, or finishes step 4 when
+ * the retiring device is already gone. Idempotent. */
+export async function discardOtherSlot(o: {
+  netns?: string;
+  stateDir: string;
+  active: DeviceSlot;
+}): Promise<void> {
+  const slot = otherSlot(o.active);
+  await destroyDevice({ netns: o.netns, stateDir: o.stateDir, ifname: slot.ifname });
+  await rm(keyPath(o.stateDir, slot.ifname), { force: true });
+  await writeRotationState(o.stateDir, { active: o.active });
 }
 
 /** Step 2: waits until every given peer has handshaked on `device` (i.e. holds its new key).
@@ -109,11 +175,10 @@ export async function awaitOldIdle(old: Device, quietMs: number, timeoutMs: numb
   }
 }
 
-/** Step 3b: records the new slot as the node's active one (a restarted agent starts from it). */
+/** Step 3b: records the new slot as the node's active one and the old as retiring (a restarted
+ * agent starts from the new one and retires the old). */
 export async function activateSlot(stateDir: string, slot: DeviceSlot): Promise<void> {
-  const path = activePath(stateDir);
-  await writeFile(path + '.tmp', JSON.stringify({ ifname: slot.ifname }) + '\n');
-  await rename(path + '.tmp', path);
+  await writeRotationState(stateDir, { active: slot, retiring: otherSlot(slot) });
 }
 
 /** Step 4b: retires the old device and its key; the new device's peers drop the 1 s keepalive. */
@@ -128,9 +193,10 @@ export async function retireDevice(o: {
       'ISTHMUS_WG_ROTATE',
       'cannot retire the device that carries the new key',
     );
-  await activateSlot(o.stateDir, o.next);
+  // device and key first, the record last: a crash in between retires again (idempotent)
   await destroyDevice({ netns: o.netns, stateDir: o.stateDir, ifname: o.old.ifname });
   await rm(keyPath(o.stateDir, o.old.ifname), { force: true });
+  await writeRotationState(o.stateDir, { active: o.next });
   const peers = (await o.next.control.dump()).peers;
   await o.next.control.setPeers(
     peers
@@ -139,6 +205,7 @@ export async function retireDevice(o: {
         publicKey: p.publicKey,
         endpoint: p.endpoint ?? '',
         allowedIPs: p.allowedIPs,
+        persistentKeepalive: PEER_KEEPALIVE_S,
       })),
   );
 }

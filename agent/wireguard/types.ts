@@ -98,6 +98,8 @@ export interface WireguardStatus {
   peers: PeerStatus[];
   refused: Array<{ node: string; reason: string }>;
   rotation: { device: string; publicKey: string; listenPort: number } | null;
+  /** the previous device after a rotation's switch, until no peer sends to it */
+  retiring?: string | null;
 }
 
 export class WireguardError extends Error {

@@ -167,7 +167,8 @@ export class NsProcess {
     throw new Error(`timed out waiting on ${this.child.spawnargs.join(' ')}: ${this.out}`);
   }
   stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number> {
-    if (this.child.exitCode === null && this.child.pid) process.kill(this.child.pid, signal);
+    const running = this.child.exitCode === null && this.child.signalCode === null;
+    if (running && this.child.pid) process.kill(this.child.pid, signal);
     return this.exited;
   }
 }
