@@ -12,10 +12,17 @@ import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { Registry, type Counter } from 'prom-client';
 import { createMeshCa, issueClientCertificate } from '../../certs/index.ts';
-import { MeshTable, nodeKey, REJECTED_RECORDS_METRIC, RejectReason } from '../kvstore/index.ts';
+import { MeshTable, REJECTED_RECORDS_METRIC, RejectReason } from '../kvstore/index.ts';
 import { BundleDirectory } from './bundle-directory.ts';
 import { RemoteCluster } from './remote-cluster.ts';
-import { CapturingLogger, LOCAL, RecordingSink, remoteFixture, waitFor } from './test-fixtures.ts';
+import {
+  CapturingLogger,
+  hostileRecords,
+  LOCAL,
+  RecordingSink,
+  remoteFixture,
+  waitFor,
+} from './test-fixtures.ts';
 import { READER, startMeshEtcd, type MeshEtcd } from './test-etcd.ts';
 import type { KeyValue } from './types.ts';
 
@@ -156,39 +163,7 @@ test.serial(
     remote.start();
     await waitFor('ready', () => remote.status().ready);
     sink.take();
-    const cases: [string, KeyValue, string][] = [
-      [
-        'identity labelled with the local cluster',
-        f.identity(9, 'c1'),
-        RejectReason.IdentityClusterLabelMismatch,
-      ],
-      [
-        "identity in another cluster's range",
-        f.identity(9, 'c2', (3 << 16) + 9),
-        RejectReason.IdentityOutOfRange,
-      ],
-      [
-        'reserved identity in an ipcache entry',
-        f.endpoint(1, 20, 0, { ID: 2 }),
-        RejectReason.IdentityReserved,
-      ],
-      [
-        "IP outside its nodes' pod CIDRs",
-        f.endpoint(1, 21, 1, { IP: '10.9.9.9' }),
-        RejectReason.IpOutsidePodCidrs,
-      ],
-      [
-        'IP of a local pod',
-        f.endpoint(1, 22, 1, { IP: '10.1.1.5' }),
-        RejectReason.IpOwnedElsewhere,
-      ],
-      ['node of another cluster', f.node(5, { Cluster: 'c3' }), RejectReason.ClusterNameMismatch],
-      [
-        'malformed JSON',
-        { key: nodeKey('c2', 'n6'), value: '{"Name":' },
-        RejectReason.MalformedJson,
-      ],
-    ];
+    const cases = hostileRecords(f);
     for (const [what, kv, reason] of cases) {
       const before = await rejected(reason);
       await put(writer, [kv]);

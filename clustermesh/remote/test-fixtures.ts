@@ -13,6 +13,7 @@ import {
   ipcacheKey,
   ipIdentityPairFor,
   nodeKey,
+  RejectReason,
   nodeRecordFor,
   serviceKey,
   syncedKey,
@@ -30,6 +31,7 @@ export const LOCAL = { name: 'c1', id: 1 };
 export function remoteFixture(cluster: string, id: number) {
   const base = id << 16;
   return {
+    cluster,
     config: (cfgId = id): KeyValue => ({
       key: clusterConfigKey(cluster),
       value: encodeClusterConfig(clusterConfigFor(cfgId)),
@@ -148,4 +150,41 @@ export async function waitFor(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Records a hostile remote `f` may send, each with the reason it must be rejected for; none may
+ * be applied. Keys are fresh (identity 9, endpoints .20-.22, nodes n6 and n7), so rejecting them
+ * withdraws nothing that was accepted before.
+ */
+export function hostileRecords(f: ReturnType<typeof remoteFixture>): [string, KeyValue, string][] {
+  return [
+    [
+      'identity labelled with the local cluster',
+      f.identity(9, 'c1'),
+      RejectReason.IdentityClusterLabelMismatch,
+    ],
+    [
+      "identity in another cluster's range",
+      f.identity(9, f.cluster, (3 << 16) + 9),
+      RejectReason.IdentityOutOfRange,
+    ],
+    [
+      'reserved identity in an ipcache entry',
+      f.endpoint(1, 20, 0, { ID: 2 }),
+      RejectReason.IdentityReserved,
+    ],
+    [
+      "IP outside its nodes' pod CIDRs",
+      f.endpoint(1, 21, 1, { IP: '10.9.9.9' }),
+      RejectReason.IpOutsidePodCidrs,
+    ],
+    ['IP of a local pod', f.endpoint(1, 22, 1, { IP: '10.1.1.5' }), RejectReason.IpOwnedElsewhere],
+    ['node of another cluster', f.node(7, { Cluster: 'c3' }), RejectReason.ClusterNameMismatch],
+    [
+      'malformed JSON',
+      { key: nodeKey(f.cluster, 'n6'), value: '{"Name":' },
+      RejectReason.MalformedJson,
+    ],
+  ];
 }
