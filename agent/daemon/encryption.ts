@@ -109,6 +109,7 @@ export class NodeEncryption {
           .catch((err: unknown) => o.log('encryption sync failed', { error: String(err) })),
       o.pollMs ?? 500,
     );
+    enc.resumeRotation();
     return enc;
   }
 
@@ -193,6 +194,21 @@ export class NodeEncryption {
     return this.lastRotation;
   }
 
+  /** A rotation the previous agent left in flight is finished (agent/wireguard README
+   * "Resuming"): before the switch, the next key is published again and the rotation completes;
+   * after it, the old device goes once idle. Nobody waits on the result; status shows it. */
+  private resumeRotation(): void {
+    const fail = (err: unknown) =>
+      this.o.log('wireguard rotation resume failed', { error: String(err) });
+    if (this.wg.nextPublicKey) {
+      this.o.log('wireguard rotation resumed', { newKey: this.wg.nextPublicKey });
+      void this.rotate().catch(fail);
+    } else if (this.wg.retiringDevice) {
+      this.o.log('wireguard retiring resumed', { device: this.wg.retiringDevice.ifname });
+      void this.retireLater().catch(fail);
+    }
+  }
+
   private async retireLater(): Promise<void> {
     for (let i = 0; i < 20; i++) {
       const busy = await this.wg.retireOld().catch(() => ['error']);
@@ -250,8 +266,17 @@ export class NodeEncryption {
     this.lastTable = text;
   }
 
+  /** The node's keys as they stand, the next key too while a resumed rotation is pending (so the
+   * first pass does not withdraw it from the peers). */
   private currentAnnotations(): Record<string, string | null> {
-    return flipAnnotations(this.wg.publicKey, this.wg.activeDevice.port);
+    const next = this.wg.nextDevice;
+    const flip = flipAnnotations(this.wg.publicKey, this.wg.activeDevice.port);
+    if (!next || !this.wg.nextPublicKey) return flip;
+    return {
+      ...flip,
+      [WG_NEXT_KEY_ANNOTATION]: this.wg.nextPublicKey,
+      [WG_NEXT_PORT_ANNOTATION]: String(next.port),
+    };
   }
 
   /** Read-modify-write of our Node's annotations (null removes); retried on conflicts. */
