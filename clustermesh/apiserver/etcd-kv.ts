@@ -1,11 +1,19 @@
-// MeshKv over an etcd3 client: prefix listing in pages, batches as one transaction.
+// MeshKv over an etcd3 client: prefix listing in pages, batches as one transaction. The client can
+// be swapped (new certificates: mesh-etcd-client.ts); calls in flight finish on the old one.
 import type { Etcd3 } from 'etcd3';
 import type { KvOp, MeshKv } from './types.ts';
 
 const LIST_PAGE = 5000;
 
 export class EtcdMeshKv implements MeshKv {
-  constructor(private readonly client: Etcd3) {}
+  constructor(private client: Etcd3) {}
+
+  /** New calls go through `next`; returns the previous client (the caller closes it later). */
+  useClient(next: Etcd3): Etcd3 {
+    const old = this.client;
+    this.client = next;
+    return old;
+  }
 
   async list(prefix: string): Promise<Map<string, string>> {
     const out = new Map<string, string>();

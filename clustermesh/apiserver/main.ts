@@ -1,28 +1,22 @@
 // The clustermesh API server as a process: `node --import tsx clustermesh/apiserver/main.ts ...`
 // (flags in config.ts). Prints one JSON line `{"ready":true,...}` on stdout once every prefix's
-// synced canary is written; stops on SIGTERM/SIGINT.
-import { readFileSync } from 'node:fs';
+// synced canary is written; stops on SIGTERM/SIGINT. Replaced etcd certificate files are used for
+// new connections without a restart (mesh-etcd-client.ts).
 import { KubeConfig } from '@kubernetes/client-node';
-import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { KubeClient } from '../../agent/k8s/index.ts';
 import { parseConfig, type ClusterMeshApiServerConfig } from './config.ts';
-import { EtcdMeshKv } from './etcd-kv.ts';
+import { MeshEtcdClient } from './mesh-etcd-client.ts';
 import { ClusterMeshApiServer } from './server.ts';
 
 const logger = pino({ name: 'clustermesh-apiserver' }, pino.destination(2));
 
-function meshEtcdClient(c: ClusterMeshApiServerConfig): Etcd3 {
-  return new Etcd3({
+function meshEtcdClient(c: ClusterMeshApiServerConfig): MeshEtcdClient {
+  return new MeshEtcdClient({
     hosts: c.etcd,
-    credentials: {
-      rootCertificate: readFileSync(c.etcdCa),
-      certChain: readFileSync(c.etcdCert),
-      privateKey: readFileSync(c.etcdKey),
-    },
-    ...(c.etcdServerName
-      ? { grpcOptions: { 'grpc.ssl_target_name_override': c.etcdServerName } }
-      : {}),
+    files: { caPath: c.etcdCa, certPath: c.etcdCert, keyPath: c.etcdKey },
+    ...(c.etcdServerName && { serverName: c.etcdServerName }),
+    onLog: (event, fields) => logger.info(fields, event),
   });
 }
 
@@ -39,13 +33,13 @@ async function main(): Promise<void> {
   const server = new ClusterMeshApiServer({
     cluster: { name: config.clusterName, id: config.clusterId },
     kube: new KubeClient(kubeConfig(config)),
-    kv: new EtcdMeshKv(etcd),
+    kv: await etcd.start(),
     writer: { maxOpsPerSecond: config.maxOpsPerSecond, maxOpsPerTxn: config.maxOpsPerTxn },
     onLog: (event, fields) => logger.info(fields, event),
   });
   const shutdown = async () => {
     await server.stop();
-    etcd.close();
+    etcd.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown());
