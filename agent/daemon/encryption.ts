@@ -202,10 +202,21 @@ export class NodeEncryption {
       this.o.log('wireguard rotation resume failed', { error: String(err) });
     if (this.wg.nextPublicKey) {
       this.o.log('wireguard rotation resumed', { newKey: this.wg.nextPublicKey });
-      void this.rotate().catch(fail);
+      void this.finishResumed().catch(fail);
     } else if (this.wg.retiringDevice) {
       this.o.log('wireguard retiring resumed', { device: this.wg.retiringDevice.ifname });
       void this.retireLater().catch(fail);
+    }
+  }
+
+  /** Nobody asked for this rotation in this process, so nobody retries it: peers that did not
+   * handshake on the next key yet (their agent down, their cluster cut off) are waited for
+   * until they do or this agent stops. */
+  private async finishResumed(): Promise<void> {
+    while (this.server?.listening && this.wg.nextPublicKey) {
+      const { missing } = await this.rotate();
+      if (!missing.length) return;
+      this.o.log('wireguard resumed rotation waits for peers', { missing });
     }
   }
 
