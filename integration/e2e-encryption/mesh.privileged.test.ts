@@ -2,9 +2,11 @@
 // wireguard, the mesh connected by the lab): every node has a WireGuard peer for every node of
 // the other cluster (from the mesh's node records); pod traffic between clusters crosses the
 // underlay only as WireGuard UDP (capture with a marker, both directions, TCP and UDP); `isthmus
-// agent status` shows the remote peers with handshakes; a rotation while the remote cluster
-// cannot read this cluster's mesh etcd switches nothing (old key keeps serving, no plaintext) and
-// completes once it can again. The negative control (encryption: none) is plaintext.privileged.
+// agent status` shows the remote peers with handshakes; an agent restart keeps cross-cluster
+// connections and peers (no table is applied before the mesh's initial sync); a rotation while
+// the remote cluster cannot read this cluster's mesh etcd switches nothing (old key keeps
+// serving, no plaintext) and completes once it can again. Negative control (encryption: none):
+// plaintext.privileged.test.ts.
 import test from 'ava';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -141,6 +143,39 @@ test.serial('agent status on a c1 node lists the c2 nodes as peers with handshak
     t.regex(line!, new RegExp(`${remote.ip.replaceAll('.', '\\.')}:5187[12] +\\d+s ago .* true$`));
   }
 });
+
+test.serial(
+  'a c1 agent restarts under a live cross-cluster connection: it survives, remote peers stay',
+  async (t) => {
+    const node = c1.nodes[0]!;
+    const [a, b] = [podOn(node), podOn(c2.nodes[1]!)];
+    const cap = await startCapture(plan, join(work, 'restart.pcap'));
+    const stream = inPod<{
+      sent: number;
+      received: number;
+      maxGapMs: number;
+      error: string | null;
+    }>(b, ['stream', a.ip, '80', '10000', '20']);
+    const marked = marker(podOn(c2.nodes[0]!), a, 30);
+    await new Promise((r) => setTimeout(r, 1000));
+    await lab!.restartAgent(node.name);
+    const [s, m] = await Promise.all([stream, marked]);
+    const got = await cap.stop();
+    t.log(`stream ${JSON.stringify(s)}; marker ${JSON.stringify(m)}`);
+    t.is(s.error, null, 'the connection was not reset');
+    t.is(s.received, s.sent);
+    t.deepEqual(m, { tcpEchoed: 30, udpEchoed: 30 }, 'c2 pods kept reaching the restarting node');
+    t.false(got.raw.includes(MARKER));
+    t.deepEqual(plaintextLines(got, '10.71.'), []);
+    t.deepEqual(plaintextLines(got, '10.72.'), []);
+    await waitForReadyPeers(allNodes, 30_000);
+    const st = await encryptionOf(node);
+    t.deepEqual(
+      st!.peers.map((p) => p.node).sort(),
+      [`c1/${c1.nodes[1]!.name}`, ...c2.nodes.map((n) => `c2/${n.name}`)].sort(),
+    );
+  },
+);
 
 test.serial(
   'rotation while c2 cannot read c1: nothing switches, no plaintext; after reconnect it completes',

@@ -63,7 +63,11 @@ export async function waitForDatapathConvergence(
         if (!st) pending.push(`agent of ${node} does not answer status`);
         else if (!st.converged)
           pending.push(`agent of ${node} not converged: ${st.pending.slice(0, 3).join('; ')}`);
-        else pending.push(...encryptionPending(node, st, (clusterSize.get(node) ?? 1) - 1));
+        else {
+          // every other node of its cluster, and every remote node the mesh gave it
+          const others = (clusterSize.get(node) ?? 1) - 1 + (st.clustermesh?.nodes.length ?? 0);
+          pending.push(...encryptionPending(node, st, others));
+        }
       }
     }
     if (pending.length === 0) return { converged: true, checked, pending };
