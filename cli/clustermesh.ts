@@ -144,7 +144,7 @@ export async function clustermeshStatus(
 /** Ready: connected, every kind synced and, where probed, the datapath reaches the remote. */
 export const remoteReady = (r: RemoteView): boolean => r.ready && (r.datapath?.ok ?? true);
 
-function formatStatus(nodes: NodeMeshStatus[]): string {
+export function formatStatus(nodes: NodeMeshStatus[]): string {
   const lines: string[] = [];
   for (const n of nodes) {
     lines.push(
