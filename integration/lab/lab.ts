@@ -67,6 +67,9 @@ export interface UpOptions {
   mesh?: boolean;
   /** agents withdraw a disconnected remote cluster's service backends after this (default 5 min) */
   meshServiceWithdrawalMs?: number;
+  /** nodes whose agent starts only with `lab.joinNode` (a node joining a running cluster): the
+   * network and the Node object exist, no agent, key or pod yet */
+  deferAgents?: string[];
 }
 
 const withMesh = (plan: LabPlan, opts: UpOptions): boolean =>
@@ -113,12 +116,17 @@ export class Lab {
       if (opts.kubernetes !== false) await startControlPlanes(record, progress);
       if (withMesh(plan, opts)) await startLabMesh(plan, progress);
       progress('agents: starting one per node');
+      const deferred = (n: NodePlan) => opts.deferAgents?.includes(n.name) === true;
       for (const node of nodesOf(plan)) {
-        record.agents.push({ node: node.name, pid: startAgent(plan, node, opts) });
+        writeAgentConfig(plan, node, opts);
+        if (deferred(node)) continue;
+        record.agents.push({ node: node.name, pid: spawnAgent(node) });
         writeRecord(record);
       }
       await Promise.all(
-        nodesOf(plan).map((node) => waitForAgent(node, opts.agentReadyTimeoutMs ?? 30_000)),
+        nodesOf(plan)
+          .filter((node) => !deferred(node))
+          .map((node) => waitForAgent(node, opts.agentReadyTimeoutMs ?? 30_000)),
       );
       if (opts.failAfter === 'agents') throw new Error('simulated failure after agents');
       if (opts.kubernetes !== false) await startKubelets(record, progress);
@@ -239,6 +247,11 @@ export class Lab {
     await waitForAgent(node, readyTimeoutMs);
   }
 
+  /** Starts the agent of a node held back by `deferAgents`: the node joins the running cluster. */
+  async joinNode(nodeName: string, readyTimeoutMs = 30_000): Promise<void> {
+    await this.restartAgent(nodeName, readyTimeoutMs); // no agent runs yet: this only starts one
+  }
+
   /** Ends a cluster's API server and starts it again over the same etcd (restart tests). */
   async restartApiServer(clusterName: string): Promise<void> {
     const cluster = this.plan.clusters.find((c) => c.name === clusterName);
@@ -348,7 +361,7 @@ async function mountBpffs(node: NodePlan): Promise<void> {
   await mustRun(['mount', '-t', 'bpf', 'bpf', node.bpffs]);
 }
 
-function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
+function writeAgentConfig(plan: LabPlan, node: NodePlan, opts: UpOptions): void {
   const peers =
     opts.nodeTable === 'lab'
       ? nodesOf(plan)
@@ -377,7 +390,6 @@ function startAgent(plan: LabPlan, node: NodePlan, opts: UpOptions): number {
     stateDir: node.stateDir,
   };
   writeFileSync(join(node.dir, 'agent.yaml'), YAML.stringify(config));
-  return spawnAgent(node);
 }
 
 /** The agent's control plane: its cluster's API server (kubeconfig over the underlay). */

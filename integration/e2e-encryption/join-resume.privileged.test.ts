@@ -1,0 +1,177 @@
+// Encryption while the cluster changes, on a lab of one cluster of 3 nodes (encryption: wireguard):
+// - a node joins (its agent held back, then started): its pod sends marker traffic to a pod on a
+//   node whose agent is down, so the peer there is configured only later; no plaintext ever
+//   reaches the underlay, and traffic flows once the peers are ready;
+// - an agent is restarted in the middle of its key rotation (next key published, a peer not yet
+//   handshaked on it): the new agent finishes the rotation while a connection and a probe loop
+//   keep passing; afterwards one device, one key, the old key gone from every peer, the old
+//   wireguard-go ended (by PID).
+import test from 'ava';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { wgRunDir } from '../../agent/wireguard/device.ts';
+import { readRotationState } from '../../agent/wireguard/rotation.ts';
+import { callWireguard } from '../../agent/daemon/encryption-client.ts';
+import { planLab, type NodePlan } from '../lab/config.ts';
+import { Lab } from '../lab/lab.ts';
+import { labLeftovers } from '../lab/leftovers.ts';
+import { endProcess } from '../lab/processes.ts';
+import type { LabPod } from '../lab/record.ts';
+import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import {
+  encryptionOf,
+  inPod,
+  plaintextLines,
+  startCapture,
+  waitForPeers,
+  wireguardLines,
+} from './helpers.ts';
+
+const plan = planLab({
+  name: uniqueLabName('encjn'),
+  encryption: 'wireguard',
+  clusters: [{ name: 'c1', id: 1, podCIDR: '10.62.0.0/16', nodes: 3 }],
+});
+const nodes = plan.clusters[0]!.nodes;
+const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!];
+const ports = [
+  { port: 80, protocol: 'TCP' as const, name: 'http' },
+  { port: 53, protocol: 'UDP' as const, name: 'dns' },
+];
+const MARKER = 'ISTHMUS-JOIN-MARKER-4c1e';
+let lab: Lab | undefined;
+const pods = new Map<string, LabPod>();
+const work = join(plan.runDir, 'e2e');
+
+type Marker = { tcpEchoed: number; udpEchoed: number };
+type Stream = { sent: number; received: number; maxGapMs: number; error: string | null };
+
+const podOn = (n: NodePlan): LabPod => pods.get(n.name)!;
+
+async function addPodOn(n: NodePlan, name: string): Promise<LabPod> {
+  const pod = await lab!.addPod({ cluster: 'c1', node: n.name, namespace: 'default', name, ports });
+  pods.set(n.name, pod);
+  return pod;
+}
+
+/** Stops a node's agent by its PID (the lab starts it again with restartAgent). */
+async function stopAgent(n: NodePlan): Promise<void> {
+  const pid = lab!.agentPid(n.name);
+  if (pid) await endProcess(pid, `${plan.runDir}/`);
+}
+
+const agentLog = (n: NodePlan): string => readFileSync(join(n.dir, 'agent.log'), 'utf8');
+
+test.before(async () => {
+  await ensureBuilt();
+  lab = await Lab.up(plan, { routeIntervalMs: 300, deferAgents: [n3.name] });
+  mkdirSync(work, { recursive: true });
+  await addPodOn(n1, 'p1');
+  await addPodOn(n2, 'p2');
+  await waitForPeers([n1, n2]);
+});
+
+test.after.always(async () => {
+  await lab?.down();
+  if (lab) {
+    const left = await labLeftovers(plan.name);
+    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
+  }
+});
+
+test.serial(
+  'strict mode while a node joins: its pod never gets plaintext onto the underlay, then traffic flows',
+  async (t) => {
+    t.falsy(lab!.agentPid(n3.name), 'the joining node has no agent yet');
+    const cap = await startCapture(plan, join(work, 'join.pcap'));
+    // node 1 is down while node 3 joins: its peer for node 3 comes only when its agent is back
+    await stopAgent(n1);
+    await lab!.joinNode(n3.name);
+    const q = await addPodOn(n3, 'q3');
+    const during = inPod<Marker>(q, ['marker', podOn(n1).ip, '80', '53', MARKER, '8']);
+    await sleep(4000);
+    await lab!.restartAgent(n1.name);
+    const first = await during;
+    await waitForPeers(nodes);
+    const after = await inPod<Marker>(q, ['marker', podOn(n1).ip, '80', '53', MARKER, '10']);
+    const got = await cap.stop();
+    t.log(`while joining ${JSON.stringify(first)}; once peers ready ${JSON.stringify(after)}`);
+    t.true(first.tcpEchoed + first.udpEchoed < 16, 'the join window was exercised (losses)');
+    t.deepEqual(after, { tcpEchoed: 10, udpEchoed: 10 }, 'traffic flows once peers are ready');
+    t.false(got.raw.includes(MARKER), 'no captured packet carries the marker');
+    t.deepEqual(plaintextLines(got, '10.62.'), [], 'no packet with pod addresses on the underlay');
+    t.true(wireguardLines(got).length > 0);
+  },
+);
+
+test.serial(
+  'an agent restarted mid-rotation finishes it: probes pass, old key gone, old wireguard-go ended',
+  async (t) => {
+    const [a, b, c] = [podOn(n1), podOn(n2), podOn(n3)];
+    const before = (await encryptionOf(n2))!;
+    const oldPid = before.pid;
+    t.truthy(oldPid);
+    // node 3's agent is down: it cannot learn n2's next key, so the rotation waits on it
+    await stopAgent(n3);
+    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '50000', '20']);
+    const probes = inPod<{ ok: number; failed: unknown[] }>(c, [
+      'probes',
+      b.ip,
+      '80',
+      '50000',
+      '100',
+    ]);
+    await sleep(1000);
+    const rotate = callWireguard(n2.stateDir, { op: 'rotate' }, 90_000).catch((e: Error) => e);
+    let state = await readRotationState(n2.stateDir);
+    for (let i = 0; i < 200 && !state.next; i++, state = await readRotationState(n2.stateDir))
+      await sleep(50);
+    t.truthy(state.next, 'the rotation began');
+    await sleep(1500); // node 1 learns the next key and handshakes; node 3 cannot
+    await lab!.restartAgent(n2.name);
+    t.true((await rotate) instanceof Error, 'the rotating agent went away mid-rotation');
+    const resumed = (await encryptionOf(n2))!;
+    t.is(resumed.publicKey, before.publicKey, 'not switched yet');
+    const newKey = resumed.rotation?.publicKey;
+    t.truthy(newKey, 'the next key was adopted');
+    t.regex(agentLog(n2), /wireguard rotation resumed/);
+    await lab!.restartAgent(n3.name);
+    const [s, p] = await Promise.all([stream, probes]);
+    t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
+    t.is(s.error, null, 'the connection was not reset');
+    t.is(s.received, s.sent, 'every byte came back');
+    t.deepEqual(p.failed, [], 'no failed probe');
+    t.true(p.ok > 50);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const self = await encryptionOf(n2);
+      const others = await Promise.all([encryptionOf(n1), encryptionOf(n3)]);
+      const keys = others.flatMap((o) => o?.peers.map((x) => x.publicKey) ?? []);
+      const done =
+        self !== undefined &&
+        self.publicKey === newKey &&
+        !self.rotation &&
+        !self.retiring &&
+        keys.includes(newKey!) &&
+        !keys.includes(before.publicKey);
+      if (done) break;
+      if (Date.now() > deadline)
+        return t.fail(`rotation not finished: ${JSON.stringify({ keys, self })}`);
+      await sleep(500);
+    }
+    const after = (await encryptionOf(n2))!;
+    t.false(existsSync(`/proc/${oldPid}`), 'the old wireguard-go was ended');
+    t.true(existsSync(`/proc/${after.pid}`));
+    const files = readdirSync(wgRunDir(n2.stateDir));
+    t.deepEqual(
+      files.filter((f) => f.endsWith('.key')),
+      [`${after.device}.key`],
+      'one key',
+    );
+    t.deepEqual(
+      files.filter((f) => /^isthmus_wg\d\.json$/.test(f)),
+      [`${after.device}.json`],
+    );
+  },
+);
