@@ -44,7 +44,12 @@ export interface MeshEtcd {
   close(): Promise<void>;
 }
 
-export async function startMeshEtcd(cluster: string, clusterId: number): Promise<MeshEtcd> {
+/** `opts.ca`: issue from this mesh CA (e.g. a lab's, so its agents trust the bundle); default a new one. */
+export async function startMeshEtcd(
+  cluster: string,
+  clusterId: number,
+  opts: { ca?: KeyPairPem } = {},
+): Promise<MeshEtcd> {
   const tag = `h11rc-${randomBytes(3).toString('hex')}`;
   const ns: TestNetns = createTestNetns('h11rc');
   const root = join('/dev/shm', tag);
@@ -54,7 +59,7 @@ export async function startMeshEtcd(cluster: string, clusterId: number): Promise
   ];
   try {
     await mkdir(join(root, 'data'), { recursive: true, mode: 0o700 });
-    const ca = await createMeshCa();
+    const ca = opts.ca ?? (await createMeshCa());
     const server = await issueServerCertificate(ca, {
       cluster,
       dnsNames: [unixServerName(cluster)],
