@@ -78,13 +78,13 @@ const secretData = async (c: string): Promise<Record<string, string> | undefined
   return r.code === 0 ? (JSON.parse(r.stdout) as { data: Record<string, string> }).data : undefined;
 };
 
-/** A client with c1's reader certificate (from the bundle on c1's node) on c2's mesh etcd. */
-async function c1Reader(): Promise<Etcd3> {
-  const p = meshPaths(plan, cluster('c2'));
-  const bundle = readFileSync(join(bundleDirOf(cluster('c1').nodes[0]!), 'c2'), 'utf8');
+/** A client with `of`'s reader certificate (from the bundle on its node) on `on`'s mesh etcd. */
+async function readerOf(of: string, on: string): Promise<Etcd3> {
+  const p = meshPaths(plan, cluster(on));
+  const bundle = readFileSync(join(bundleDirOf(cluster(of).nodes[0]!), on), 'utf8');
   const b = await verifyBundle(bundle, readFileSync(p.caFile, 'utf8'));
   if (!b.ok) throw new Error(b.error.detail);
-  if (b.value.user !== remoteReaderUser('c1')) throw new Error(`bundle user ${b.value.user}`);
+  if (b.value.user !== remoteReaderUser(of)) throw new Error(`bundle user ${b.value.user}`);
   return new Etcd3({
     hosts: `unix://${p.etcdSocket}`,
     credentials: {
@@ -146,9 +146,10 @@ test.serial('wrong contexts are refused with a clear message, nothing changed', 
 test.serial(
   'disconnect by contexts: Secrets emptied, reader revoked, agents drain; again: not connected',
   async (t) => {
-    const reader = await c1Reader();
-    t.teardown(() => reader.close());
-    t.truthy(await reader.get('cilium/cluster-config/c2').string(), 'the reader reads before');
+    const readers = [await readerOf('c1', 'c2'), await readerOf('c2', 'c1')] as const;
+    t.teardown(() => readers.forEach((r) => r.close()));
+    t.truthy(await readers[0].get('cilium/cluster-config/c2').string(), 'c1 reads c2 before');
+    t.truthy(await readers[1].get('cilium/cluster-config/c1').string(), 'c2 reads c1 before');
     const off = await isthmusInCluster([
       'disconnect',
       '--context',
@@ -158,7 +159,9 @@ test.serial(
     ]);
     t.is(off.code, 0, off.stderr);
     t.regex(off.stdout, /etcd user remote-c1 revoked/);
-    await t.throwsAsync(reader.get('cilium/cluster-config/c2').string(), undefined, 'revoked');
+    t.regex(off.stdout, /etcd user remote-c2 revoked/);
+    await t.throwsAsync(readers[0].get('cilium/cluster-config/c2').string(), undefined, 'revoked');
+    await t.throwsAsync(readers[1].get('cilium/cluster-config/c1').string(), undefined, 'revoked');
     t.is(await secretData('c1'), undefined, 'c1 Secret gone');
     t.is(await secretData('c2'), undefined, 'c2 Secret gone');
     await until('the Secret mount removes the bundle files', () =>
@@ -212,7 +215,7 @@ test.serial(
       rows.map((r) => `${r.from} -> ${r.to} ${r.allowed}`),
       ['c1/a/x -> c2/b/p true', 'c2/b/p -> c1/a/x true'],
     );
-    const reader = await c1Reader();
+    const reader = await readerOf('c1', 'c2');
     t.teardown(() => reader.close());
     t.truthy(await reader.get('cilium/cluster-config/c2').string(), 'the new reader reads');
   },
