@@ -1,6 +1,6 @@
 // Key rotation, device side (make-before-break; protocol in README.md). The new key lives on the
 // other slot (isthmus_wg1 when wg0 is active, and back), so both keys serve at once.
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { destroyDevice, ensureDevice, wgRunDir, type Device } from './device.ts';
@@ -56,6 +56,7 @@ export async function writeRotationState(stateDir: string, s: RotationState): Pr
     ...(s.next && { next: s.next.ifname }),
     ...(s.retiring && { retiring: s.retiring.ifname }),
   };
+  await mkdir(wgRunDir(stateDir), { recursive: true, mode: 0o700 });
   await writeFile(path + '.tmp', JSON.stringify(body) + '\n', { mode: 0o600 });
   await rename(path + '.tmp', path);
 }
