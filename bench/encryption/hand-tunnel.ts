@@ -10,7 +10,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mustRun, runCommand } from '../../agent/routing/command.ts';
 import { generateKey } from '../../agent/wireguard/keys.ts';
 import { ipBatch } from '../../integration/lab/netns.ts';
-import type { TestNode, Topology } from '../../agent/wireguard/test/topology.ts';
+
+/** A node namespace the tunnel joins (a subset of the WireGuard test fixture's TestNode). */
+export interface HandNode {
+  index: number;
+  /** namespace name and /run/netns path */
+  ns: string;
+  netns: string;
+  /** underlay address and the pod CIDR behind it */
+  ip: string;
+  podCIDR: string;
+}
+
+/** Where the tunnel goes: two nodes; `prefix` names the interfaces, `dir` holds keys and logs. */
+export interface HandSite {
+  prefix: string;
+  dir: string;
+  nodes: HandNode[];
+}
 
 export interface HandTunnel {
   /** interface name per node (index as in t.nodes) */
@@ -32,7 +49,7 @@ export interface HandTunnelOptions {
 /** Starts and configures the tunnel; `pids` is filled as daemons start so a failure half-way
  * still lets the caller end them. Unique interface names: /run/wireguard is machine-wide. */
 export async function startHandTunnel(
-  t: Topology,
+  t: HandSite,
   o: HandTunnelOptions,
   pids: number[],
 ): Promise<HandTunnel> {
@@ -49,7 +66,7 @@ export async function startHandTunnel(
     );
   }
   for (const [i, n] of t.nodes.entries()) {
-    const other = t.nodes[1 - i] as TestNode;
+    const other = t.nodes[1 - i]!;
     const keyFile = `${t.dir}/${o.tag}-${i}.key`;
     await mustRun(['sh', '-c', `umask 077; echo ${keys[i]!.privateKey} > ${keyFile}`]);
     await mustRun([
@@ -75,7 +92,7 @@ export async function startHandTunnel(
   return { ifnames, pids: mine, peerKeys: t.nodes.map((_, i) => keys[1 - i]!.publicKey) };
 }
 
-function spawnDaemon(t: Topology, n: TestNode, ifname: string, o: HandTunnelOptions): number {
+function spawnDaemon(t: HandSite, n: HandNode, ifname: string, o: HandTunnelOptions): number {
   const log = openSync(`${t.dir}/${ifname}.log`, 'a');
   const run = `${t.dir}/${o.tag}-run`;
   mkdirSync(run, { recursive: true });

@@ -9,8 +9,6 @@
 // device carried) and of iperf3 itself (its own report).
 // Run as root: node --import tsx bench/encryption/tunnel.ts [seconds=3] [repeats=9]
 // BENCH_CONDITIONS=a,b,... picks conditions (default: mesh,hand-detached,hand,plain); see CONDITIONS.
-import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { mustRun } from '../../agent/routing/command.ts';
 import { ipBatch } from '../../integration/lab/netns.ts';
 import { WireguardAgent } from '../../agent/wireguard/agent.ts';
@@ -27,6 +25,7 @@ import {
   type Topology,
 } from '../../agent/wireguard/test/topology.ts';
 import { startHandTunnel, stopDaemons, type HandTunnel } from './hand-tunnel.ts';
+import { iperf, orderOf, report, sampleLine, type Sample } from './measure.ts';
 
 const seconds = Math.min(Number(process.argv[2] ?? 3), 30);
 const repeats = Math.min(Number(process.argv[3] ?? 9), 25);
@@ -60,74 +59,9 @@ const CONDITIONS: Record<string, Condition> = {
   plain: { path: 'plain', strict: false, keepalive: false },
 };
 
-interface Sample {
-  mbit: number;
-  daemonCpuPerGB: number;
-  iperfCpuPerGB: number;
-}
-
 /** A tunnel between the two nodes: its devices, daemons and peer keys (index as in t.nodes). */
 type TunnelPath = HandTunnel;
 type Paths = Record<'mesh' | HandPath, TunnelPath>;
-
-/** utime + stime of a process in seconds (clock ticks of 100 Hz). */
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-const cpuOfAll = (pids: number[]): number => pids.reduce((s, p) => s + cpuOf(p), 0);
-
-async function txBytes(n: TestNode, dev: string): Promise<number> {
-  const out = await mustRun(['ip', '-n', n.ns, '-j', '-s', 'link', 'show', 'dev', dev]);
-  const rows = JSON.parse(out) as Array<{ stats64: { tx: { bytes: number } } }>;
-  return rows[0]?.stats64.tx.bytes ?? 0;
-}
-
-async function iperf(t: Topology, dev: string, pids: number[]): Promise<Sample> {
-  const [a, b] = t.nodes;
-  // the kernel caches per-destination TCP metrics (ssthresh, RTT): without this flush a run
-  // would start from what the previous condition, over another path, left behind
-  for (const n of t.nodes) await mustRun(['ip', '-n', n.podNs, 'tcp_metrics', 'flush', 'all']);
-  const srv = new NsProcess(b.podNetns, ['iperf3', '-s', '-1', '-p', '5201']);
-  await sleep(300);
-  const [cpu0, tx0] = [cpuOfAll(pids), await txBytes(a, dev)];
-  const cli = new NsProcess(a.podNetns, [
-    'timeout',
-    String(seconds + 25),
-    'iperf3',
-    '-c',
-    b.podIP,
-    '-p',
-    '5201',
-    '-t',
-    String(seconds),
-    '-O',
-    '1',
-    '-J',
-  ]);
-  const code = await cli.exited;
-  const [cpu1, tx1] = [cpuOfAll(pids), await txBytes(a, dev)];
-  if (code !== 0) {
-    await srv.stop('SIGKILL');
-    throw new Error(`iperf3 failed (${code}): ${cli.output.slice(0, 500)}`);
-  }
-  await Promise.race([srv.exited, sleep(3000).then(() => srv.stop('SIGKILL'))]);
-  const r = JSON.parse(cli.output) as {
-    end: {
-      sum_received: { bits_per_second: number; bytes: number; seconds: number };
-      cpu_utilization_percent: { host_total: number; remote_total: number };
-    };
-  };
-  const { sum_received: recv, cpu_utilization_percent: cpu } = r.end;
-  const iperfCpu = ((cpu.host_total + cpu.remote_total) / 100) * recv.seconds;
-  return {
-    mbit: recv.bits_per_second / 1e6,
-    daemonCpuPerGB: pids.length ? (cpu1 - cpu0) / ((tx1 - tx0) / 1e9) : 0,
-    iperfCpuPerGB: iperfCpu / (recv.bytes / 1e9),
-  };
-}
 
 /** Points both nodes' route for the other pod CIDR at the condition's path. */
 async function route(t: Topology, path: Path, p: Paths): Promise<string> {
@@ -180,62 +114,27 @@ async function attachStrict(t: Topology): Promise<StrictFilter[]> {
   return out;
 }
 
-async function runCondition(
-  t: Topology,
-  c: Condition,
-  p: Paths,
-  agents: WireguardAgent[],
-): Promise<Sample> {
+async function runCondition(t: Topology, c: Condition, p: Paths): Promise<Sample> {
   const dev = await route(t, c.path, p);
   const strict = c.strict ? await attachStrict(t) : [];
   const tunnel = c.path === 'plain' ? undefined : p[c.path];
   const toggle = tunnel && c.keepalive !== (c.path === 'mesh');
   if (toggle) await setKeepalive(t, tunnel, c.keepalive);
   try {
-    return await iperf(t, dev, tunnel?.pids ?? []);
+    const [a, b] = t.nodes;
+    return await iperf({
+      clientNetns: a.podNetns,
+      serverNetns: b.podNetns,
+      serverIP: b.podIP,
+      seconds,
+      flush: [a.podNs, b.podNs],
+      countOn: { ns: a.ns, dev },
+      daemons: tunnel?.pids ?? [],
+    });
   } finally {
     for (const f of strict) f.detach();
     if (toggle) await setKeepalive(t, tunnel, !c.keepalive);
   }
-}
-
-/** Repeat r's order: rotated by r, reversed on odd repeats, so no condition always follows the
- * same one (a cyclic rotation alone keeps every condition's predecessor fixed). */
-function orderOf(names: string[], r: number): string[] {
-  const rotated = names.map((_, k) => names[(r + k) % names.length]!);
-  return r % 2 ? rotated.reverse() : rotated;
-}
-
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-
-function report(names: string[], samples: Record<string, Sample[]>): void {
-  const f = (xs: number[], d = 0) => xs.map((x) => x.toFixed(d)).join(' ');
-  console.log(
-    `\nmedians of ${repeats} interleaved repeats, ${seconds} s each after 1 s omitted (iperf3, one TCP stream, pod MTU ${POD_MTU}):`,
-  );
-  for (const c of names) {
-    const s = samples[c] ?? [];
-    console.log(
-      `  ${c.padEnd(16)} ${median(s.map((x) => x.mbit))
-        .toFixed(0)
-        .padStart(6)} Mbit/s  ` +
-        `daemons ${median(s.map((x) => x.daemonCpuPerGB)).toFixed(1)} CPU s/GB  ` +
-        `iperf3 ${median(s.map((x) => x.iperfCpuPerGB)).toFixed(2)} CPU s/GB   [${f(s.map((x) => x.mbit))}]`,
-    );
-  }
-  const base = names.includes('hand-detached') ? 'hand-detached' : names.find((n) => n !== 'mesh');
-  for (const c of names.filter((n) => n !== base && base)) {
-    const a = (samples[c] ?? []).map((x) => x.mbit);
-    const b = (samples[base!] ?? []).map((x) => x.mbit);
-    const paired = median(a.map((x, i) => x / (b[i] ?? NaN)));
-    console.log(
-      `  ${c}/${base} ${(median(a) / median(b)).toFixed(3)} (ratio of medians); median of paired ratios ${paired.toFixed(3)}`,
-    );
-  }
-  console.log(
-    `\nper repeat: ${JSON.stringify(samples, (_, v) => (typeof v === 'number' ? +v.toFixed(2) : v))}`,
-  );
 }
 
 async function main(): Promise<void> {
@@ -287,14 +186,19 @@ async function main(): Promise<void> {
     for (let r = 0; r < repeats && Date.now() < deadline; r++) {
       for (let k = 0; k < names.length; k++) {
         const name = orderOf(names, r)[k]!;
-        const s = await runCondition(t, CONDITIONS[name]!, paths, agents);
+        const s = await runCondition(t, CONDITIONS[name]!, paths);
         samples[name]!.push(s);
-        console.log(
-          `repeat ${r + 1} ${name.padEnd(16)} ${s.mbit.toFixed(0).padStart(6)} Mbit/s  daemons ${s.daemonCpuPerGB.toFixed(1)} CPU s/GB  iperf3 ${s.iperfCpuPerGB.toFixed(2)} CPU s/GB`,
-        );
+        console.log(`repeat ${r + 1} ${sampleLine(name, s)}`);
       }
     }
-    report(names, samples);
+    console.log(
+      `\nmedians of ${repeats} interleaved repeats, ${seconds} s each after 1 s omitted (iperf3, one TCP stream, pod MTU ${POD_MTU}):`,
+    );
+    const base = names.includes('hand-detached') ? 'hand-detached' : names[0]!;
+    report(base, names, samples);
+    console.log(
+      `\nper repeat: ${JSON.stringify(samples, (_, v) => (typeof v === 'number' ? +v.toFixed(2) : v))}`,
+    );
   } finally {
     for (const a of agents) await a.destroy().catch(() => {});
     await stopDaemons(handPids);
