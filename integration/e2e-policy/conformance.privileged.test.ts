@@ -115,29 +115,47 @@ async function applyStep(env: PolicyLab, state: LabState, c: ConformanceCase, st
   );
   for (const d of docs.filter((x) => x.kind === 'Pod'))
     wanted.set(`c1/${d.metadata.namespace}/${d.metadata.name}`, d.metadata.labels ?? {});
-  for (const [pod, labels] of wanted) {
-    const cur = state.labels.get(pod) ?? {};
-    if (JSON.stringify(cur) === JSON.stringify(labels)) continue;
-    const [, ns, podName] = pod.split('/') as [string, string, string];
-    const set = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-    const drop = Object.keys(cur)
-      .filter((k) => !(k in labels))
-      .map((k) => `${k}-`);
-    await kubectl(env.plan, ['label', 'pod', '-n', ns, podName, '--overwrite', ...set, ...drop]);
-    state.labels.set(pod, labels);
-  }
+  // one kubectl per changed pod and per namespace of stale policies, all at once: the steps only
+  // need the end state, and converge() below waits for the agents to reach it
+  const relabels = [...wanted]
+    .filter(
+      ([pod, labels]) => JSON.stringify(state.labels.get(pod) ?? {}) !== JSON.stringify(labels),
+    )
+    .map(([pod, labels]) => relabel(env, state, pod, labels));
   const keep = new Set(policies.map(policyRef));
   const stale = [...state.policies].filter((p) => !keep.has(p));
+  const staleByNamespace = new Map<string, string[]>();
   for (const ref of stale) {
-    const [what, , ns] = ref.split(' ');
-    await kubectl(env.plan, ['delete', what!, ...(ns ? ['-n', ns] : []), '--ignore-not-found']);
-    state.policies.delete(ref);
+    const [what, , ns = ''] = ref.split(' ') as [string, string?, string?];
+    staleByNamespace.set(ns, [...(staleByNamespace.get(ns) ?? []), what]);
   }
+  const deletes = [...staleByNamespace].map(([ns, refs]) =>
+    kubectl(env.plan, ['delete', ...refs, ...(ns ? ['-n', ns] : []), '--ignore-not-found']),
+  );
   // YAML documents in JSON form: every string quoted (kubectl's YAML reads a bare `y` as true)
   const docsYaml = [...namespaces, ...policies].map((d) => `---\n${JSON.stringify(d)}\n`);
-  await kubectl(env.plan, ['apply', '-f', '-'], docsYaml.join(''));
+  const apply = kubectl(env.plan, ['apply', '-f', '-'], docsYaml.join(''));
+  await Promise.all([...relabels, ...deletes, apply]);
+  for (const ref of stale) state.policies.delete(ref);
   for (const ref of keep) state.policies.add(ref);
   return { ips };
+}
+
+/** Sets exactly `labels` on a lab pod (the ones it has and should not are removed). */
+async function relabel(
+  env: PolicyLab,
+  state: LabState,
+  pod: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  const cur = state.labels.get(pod) ?? {};
+  const [, ns, podName] = pod.split('/') as [string, string, string];
+  const set = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  const drop = Object.keys(cur)
+    .filter((k) => !(k in labels))
+    .map((k) => `${k}-`);
+  await kubectl(env.plan, ['label', 'pod', '-n', ns, podName, '--overwrite', ...set, ...drop]);
+  state.labels.set(pod, labels);
 }
 
 /** `policy reachability` on the step's objects for the case's pods. */
