@@ -5,7 +5,9 @@
 // - an agent is restarted in the middle of its key rotation (next key published, a peer not yet
 //   handshaked on it): the new agent finishes the rotation while a connection and a probe loop
 //   keep passing; afterwards one device, one key, the old key gone from every peer, the old
-//   wireguard-go ended (by PID).
+//   wireguard-go ended (by PID);
+// - an agent is restarted after the switch while a peer that missed the flip still sends to the
+//   old key: the new agent adopts the old device as retiring and retires it once that peer moved.
 import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +18,9 @@ import { callWireguard } from '../../agent/daemon/encryption-client.ts';
 import { planLab, type NodePlan } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
 import { labLeftovers } from '../lab/leftovers.ts';
-import { endProcess } from '../lab/processes.ts';
+import { netnsPath } from '../lab/netns.ts';
+import { endProcess, spawnDetached } from '../lab/processes.ts';
+import { WgTool } from '../../agent/wireguard/wg-tool.ts';
 import type { LabPod } from '../lab/record.ts';
 import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
 import {
@@ -173,5 +177,99 @@ test.serial(
       files.filter((f) => /^isthmus_wg\d\.json$/.test(f)),
       [`${after.device}.json`],
     );
+  },
+);
+
+test.serial(
+  'an agent restarted after the switch retires the old device once the last peer moved',
+  async (t) => {
+    const a = podOn(n1);
+    const b = podOn(n2);
+    const before = (await encryptionOf(n2))!;
+    const oldPid = before.pid;
+    const n3Device = (await encryptionOf(n3))!;
+    // node 3's agent is down: it will hold the next key (given by hand below) but miss the flip,
+    // and its pod keeps pinging node 2's pod through the old key
+    await stopAgent(n3);
+    const ping = spawnDetached(
+      [
+        'nsenter',
+        `--net=${podOn(n3).netnsPath}`,
+        '--',
+        'ping',
+        '-q',
+        '-i',
+        '0.2',
+        '-w',
+        '90',
+        b.ip,
+      ],
+      join(work, 'ping-old-key.log'),
+    );
+    t.teardown(() => endProcess(ping.pid, 'ping'));
+    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '45000', '20']);
+    const probes = inPod<{ ok: number; failed: unknown[] }>(a, [
+      'probes',
+      b.ip,
+      '80',
+      '45000',
+      '100',
+    ]);
+    await sleep(1000);
+    const rotate = callWireguard(n2.stateDir, { op: 'rotate' }, 120_000).catch((e: Error) => e);
+    let next = (await encryptionOf(n2))?.rotation;
+    for (let i = 0; i < 200 && !next; i++, next = (await encryptionOf(n2))?.rotation)
+      await sleep(50);
+    t.truthy(next, 'the rotation began');
+    await new WgTool({
+      ifname: n3Device.device,
+      netns: netnsPath(n3.netns),
+      pid: n3Device.pid,
+    }).setPeers([
+      { publicKey: next!.publicKey, endpoint: `${n2.ip}:${next!.listenPort}`, allowedIPs: [] },
+    ]);
+    let state = await readRotationState(n2.stateDir);
+    for (let i = 0; i < 600 && !state.retiring; i++, state = await readRotationState(n2.stateDir))
+      await sleep(50);
+    t.is(state.retiring?.ifname, before.device, 'switched; the old device is retiring');
+    await lab!.restartAgent(n2.name);
+    t.true((await rotate) instanceof Error, 'the rotating agent went away before retiring');
+    const resumed = (await encryptionOf(n2))!;
+    t.is(resumed.publicKey, next!.publicKey);
+    t.is(resumed.retiring, before.device, 'the old device was adopted as retiring');
+    t.true(existsSync(`/proc/${oldPid}`), 'kept while node 3 still sends to it');
+    t.regex(agentLog(n2), /wireguard retiring resumed/);
+    await lab!.restartAgent(n3.name); // node 3 applies the flip: the old key falls idle
+    await endProcess(ping.pid, 'ping');
+    const [s, p] = await Promise.all([stream, probes]);
+    t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
+    t.is(s.error, null, 'the connection was not reset');
+    t.is(s.received, s.sent, 'every byte came back');
+    t.deepEqual(p.failed, [], 'no failed probe from node 1');
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const self = await encryptionOf(n2);
+      const others = await Promise.all([encryptionOf(n1), encryptionOf(n3)]);
+      const keys = others.flatMap((o) => o?.peers.map((x) => x.publicKey) ?? []);
+      const done =
+        self !== undefined &&
+        !self.retiring &&
+        keys.includes(next!.publicKey) &&
+        !keys.includes(before.publicKey);
+      if (done) break;
+      if (Date.now() > deadline)
+        return t.fail(`old device not retired: ${JSON.stringify({ keys, self })}`);
+      await sleep(500);
+    }
+    t.false(existsSync(`/proc/${oldPid}`), 'the old wireguard-go was ended');
+    const files = readdirSync(wgRunDir(n2.stateDir));
+    t.deepEqual(
+      files.filter((f) => f.endsWith('.key')),
+      [`${resumed.device}.key`],
+      'one key',
+    );
+    t.deepEqual(await readRotationState(n2.stateDir), {
+      active: { ifname: resumed.device, port: resumed.listenPort },
+    });
   },
 );
