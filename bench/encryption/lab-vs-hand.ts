@@ -67,8 +67,30 @@ async function meshDaemonPids(nodes: NodePlan[]): Promise<number[]> {
   );
 }
 
-async function run(b: Bench, path: 'mesh' | 'hand', stats: BpfStats | undefined) {
+type Path = 'mesh' | 'hand';
+/** mesh-mtu1420: the pods' interfaces at the tunnel MTU for the run (the clamp has nothing to do) */
+const CONDITIONS: Record<string, { path: Path; podMtu: number }> = {
+  mesh: { path: 'mesh', podMtu: 1500 },
+  hand: { path: 'hand', podMtu: 1500 },
+  'mesh-mtu1420': { path: 'mesh', podMtu: 1420 },
+};
+
+async function setPodMtu(b: Bench, mtu: number): Promise<void> {
+  for (const pod of b.pods) await ipBatch(pod.netns, [`link set eth0 mtu ${mtu}`]);
+}
+
+async function run(b: Bench, name: string, stats: BpfStats | undefined) {
+  const { path, podMtu } = CONDITIONS[name]!;
   await steer(b, path);
+  if (podMtu !== 1500) await setPodMtu(b, podMtu);
+  try {
+    return await measure(b, path, stats);
+  } finally {
+    if (podMtu !== 1500) await setPodMtu(b, 1500);
+  }
+}
+
+async function measure(b: Bench, path: Path, stats: BpfStats | undefined) {
   const [client, server] = b.pods;
   const before = await stats?.read();
   const s = await iperf({
@@ -132,12 +154,13 @@ async function main(): Promise<void> {
     };
     await installRules(b);
     if (process.env.BENCH_BPF_STATS === '1') stats = await bpfStats(nodes.map((n) => n.netns));
-    const names = ['mesh', 'hand'] as const;
-    const samples: Record<string, Sample[]> = { mesh: [], hand: [] };
-    const bpfPerGB: Record<string, number[]> = { mesh: [], hand: [] };
+    const names = (process.env.BENCH_CONDITIONS ?? 'mesh,hand,mesh-mtu1420').split(',');
+    for (const n of names) if (!CONDITIONS[n]) throw new Error(`unknown condition ${n}`);
+    const samples: Record<string, Sample[]> = Object.fromEntries(names.map((n) => [n, []]));
+    const bpfPerGB: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
     const agentPct: number[] = [];
     for (let r = 0; r < repeats; r++)
-      for (const c of orderOf([...names], r) as Array<'mesh' | 'hand'>) {
+      for (const c of orderOf(names, r)) {
         const { s, bpf } = await run(b, c, stats);
         samples[c]!.push(s);
         agentPct.push((100 * s.extraCpuS) / s.wallS);
@@ -147,7 +170,7 @@ async function main(): Promise<void> {
     console.log(
       `\nlab ${name}, medians of ${repeats} interleaved repeats, ${seconds} s each after 1 s omitted (iperf3, one TCP stream, pod MTU 1500 + MSS clamp):`,
     );
-    report('hand', [...names], samples);
+    report('hand', names, samples);
     console.log(
       `  agents (both nodes) during the runs: median ${median(agentPct).toFixed(1)} % of one core`,
     );
