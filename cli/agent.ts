@@ -82,17 +82,35 @@ export function formatAgentStatus(s: AgentStatus): string {
   return lines.join('\n');
 }
 
-export function register(program: Command): void {
-  const agent = program.command('agent').description('Inspect the node agents');
-  agent
-    .command('status')
-    .description('Endpoints, identities, policy revisions and datapath convergence of node agents')
+/** What a command asking node agents is given (`agentTargetOptions`). */
+export interface AgentTargetOptions {
+  node?: string;
+  lab?: string;
+  socket?: string;
+  output: string;
+}
+
+/** Adds the options of a command that asks node agents: which node(s) of which lab, or one
+ * agent's socket, and json|table output (for `agent status`, and any other such command). */
+export function agentTargetOptions(cmd: Command): Command {
+  return cmd
     .option('--node <name>', 'one node of the lab (default: every node)')
     .option('--lab <name>', 'which lab (default: the only one running)')
     .option('--socket <path>', "an agent's endpoint socket, outside a lab")
     .addOption(
       new Option('--output <format>', 'output format').choices(['json', 'table']).default('table'),
-    )
+    );
+}
+
+export function register(program: Command): void {
+  const agent = program.command('agent').description('Inspect the node agents');
+  agentTargetOptions(
+    agent
+      .command('status')
+      .description(
+        'Endpoints, identities, policy revisions and datapath convergence of node agents',
+      ),
+  )
     .addHelpText(
       'after',
       `
@@ -100,7 +118,7 @@ converged: true means the agent handled the API's current objects and its BPF ma
 from the kernel, hold exactly the policy, prefix, endpoint and ipcache rows computed from them.
 Exit code 3 when some agent has not converged.`,
     )
-    .action(async (opts: { node?: string; lab?: string; socket?: string; output: string }) => {
+    .action(async (opts: AgentTargetOptions) => {
       try {
         const statuses: AgentStatus[] = [];
         for (const [, socket] of await targets(opts)) statuses.push(await agentStatus(socket));
