@@ -1,7 +1,8 @@
 // Issue 2 end to end: 2 nodes x 3 pods, real agents with the kernel datapath, identities and
 // policy entries written through the typed wrappers into each node's pinned maps, and real packets
 // between pods on the same node and across nodes. Drops are confirmed by the lab's probe (retried
-// with longer timeouts) and by the drop event of the node that enforced them.
+// with longer timeouts) and by the drop event of the node that enforced them. Last, on the same
+// lab, both agents restart under a live stream (the restart test below).
 import test, { type ExecutionContext } from 'ava';
 import { DropReason } from '../../agent/datapath/constants.ts';
 import type { FlowEvent } from '../../agent/datapath/events.ts';
@@ -15,11 +16,13 @@ import {
 import { planLab } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
 import { labLeftovers, rootFootprint } from '../lab/leftovers.ts';
-import { probe, type ProbeProtocol } from '../lab/probe.ts';
+import { probe, type ProbeProtocol, type ProbeVerdict } from '../lab/probe.ts';
 import type { LabPod } from '../lab/record.ts';
 import { probeAllPairs } from '../lab/status.ts';
 import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
 import { Mesh, netTool, netToolBackground, sleep } from './mesh.ts';
+import { pinnedProgramIds } from './node-maps.ts';
+import { attachedPrograms, inPod, oneWay, restartSnapshot } from './restart-checks.ts';
 
 const name = uniqueLabName('e2ep');
 const plan = planLab({
@@ -310,6 +313,128 @@ test.serial(
       [b1, b3, 80, 'TCP', 'dropped', 'outside the block'],
     ]);
     t.truthy(await m.waitForEvent(node2, dropOf(a2, b3, 'ingress', DropReason.POLICY_DEFAULT)));
+  },
+);
+
+// Restart without disruption (issue 2), on this file's lab: both agents restart, one after the
+// other, during a cross-node iperf3 stream from a1 to b1 under a one-way policy (a1 may connect to
+// b1, b1 may not connect to a1), while b1 probes a1 the whole time. The stream must run to its end
+// without error, no probe of b1 may ever get through, and the restarted agents must adopt the
+// pinned maps (same ids) and restore every endpoint, the programs they attach being the ones pinned.
+const IPERF_PORT = 5201;
+const STREAM_SECONDS = 16;
+
+test.serial(
+  'agents restart during a TCP stream: the stream continues, denied probes never pass, pins are adopted',
+  async (t) => {
+    const m = mesh!;
+    const [a, b] = [a1, b1];
+    const nodes = plan.clusters[0]!.nodes;
+    const policy = oneWay(m, a, IPERF_PORT);
+    m.applyPolicy(a, policy.a);
+    m.applyPolicy(b, policy.b);
+    const [ok] = await probe([{ fromNetns: a.netnsPath, ip: b.ip, port: 80, protocol: 'TCP' }]);
+    const [no] = await probe([{ fromNetns: b.netnsPath, ip: a.ip, port: 80, protocol: 'TCP' }]);
+    t.is(ok!.result, 'allowed', 'A reaches B before the restart');
+    t.is(no!.result, 'dropped', 'B does not reach A before the restart');
+    const before = await restartSnapshot(lab!, m, nodes);
+    const programsBefore = nodes.map((n) => pinnedProgramIds(n));
+    t.deepEqual(
+      attachedPrograms(m, nodes),
+      programsBefore,
+      'before: the pinned programs are attached',
+    );
+
+    const server = inPod(b, ['iperf3', '-s', '-1', '-p', String(IPERF_PORT)], 60_000);
+    await sleep(500);
+    const client = inPod(
+      a,
+      [
+        'iperf3',
+        '-c',
+        b.ip,
+        '-p',
+        String(IPERF_PORT),
+        '-t',
+        String(STREAM_SECONDS),
+        '-i',
+        '1',
+        '-J',
+      ],
+      (STREAM_SECONDS + 20) * 1000,
+    );
+    // Denied probes from B to A, back to back, until the stream is over.
+    let streaming = true;
+    const verdicts: ProbeVerdict[] = [];
+    const prober = (async () => {
+      while (streaming) {
+        const rs = await probe(
+          Array.from({ length: 4 }, () => ({
+            fromNetns: b.netnsPath,
+            ip: a.ip,
+            port: 80,
+            protocol: 'TCP' as const,
+          })),
+          { timeoutMs: 300, confirmRetries: 0 },
+        );
+        verdicts.push(...rs.map((r) => r.result));
+      }
+    })();
+    // Sample the tc slots of both veths all along: a restart must never leave one empty.
+    const empty: string[] = [];
+    let samples = 0;
+    const sampler = setInterval(() => {
+      samples++;
+      for (const pod of m.pods) {
+        const on = m.node(pod.node).maps.attached({ ifindex: m.hostIfindexOf(pod) });
+        if (!on.ingressProgramId || !on.egressProgramId) empty.push(`${pod.name}@${Date.now()}`);
+      }
+    }, 10);
+    await sleep(3000);
+    const pidsBefore = [lab!.agentPid(node1), lab!.agentPid(node2)];
+    await lab!.restartAgent(node1);
+    await sleep(1000);
+    await lab!.restartAgent(node2);
+    const pidsAfter = [lab!.agentPid(node1), lab!.agentPid(node2)];
+    const iperf = await client;
+    clearInterval(sampler);
+    streaming = false;
+    await prober;
+    await server;
+
+    t.notDeepEqual(pidsAfter, pidsBefore, 'both agents were replaced');
+    t.true(samples > 100, `tc slots sampled ${samples} times`);
+    t.deepEqual(empty, [], 'no moment without programs on a pod veth');
+    t.is(iperf.code, 0, `iperf3 ran to its end:\n${iperf.out.slice(-2000)}`);
+    const report = JSON.parse(iperf.out) as {
+      error?: string;
+      intervals: Array<{ sum: { bits_per_second: number } }>;
+    };
+    t.is(report.error, undefined);
+    t.true(report.intervals.length >= STREAM_SECONDS - 1);
+    t.deepEqual(
+      report.intervals.map((i) => i.sum.bits_per_second).filter((bps) => !(bps > 0)),
+      [],
+      'no one-second interval of the stream stalled',
+    );
+    t.true(verdicts.length >= 20, `probes ran throughout (${verdicts.length})`);
+    t.deepEqual(
+      verdicts.filter((v) => v !== 'dropped'),
+      [],
+      'every probe from B to A was dropped',
+    );
+
+    const after = await restartSnapshot(lab!, m, nodes);
+    t.deepEqual(after, before, 'same map ids, endpoints, rows (identities, flags) and policy');
+    t.deepEqual(
+      attachedPrograms(m, nodes),
+      nodes.map(pinnedProgramIds),
+      'after: the programs the new agents attached are the ones pinned',
+    );
+    t.log(`${verdicts.length} denied probes, ${samples} samples of the tc slots`);
+    t.log('program ids before', programsBefore, 'after', nodes.map(pinnedProgramIds));
+    const [ok2] = await probe([{ fromNetns: a.netnsPath, ip: b.ip, port: 80, protocol: 'TCP' }]);
+    t.is(ok2!.result, 'allowed', 'A still reaches B on a new connection');
   },
 );
 
