@@ -5,17 +5,16 @@
 // c1-node1's pinned ipcache map (polled every 2 ms). Pods are created in batches, so the mesh sees
 // bursts. Also prints the c1 agent's RSS/heap with the remote endpoints held.
 // `node --import tsx bench/mesh/propagation.ts [pods=200] [batch=10] [timeoutS=400]`
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { kubectl, statuses, waitForPods } from '../../integration/e2e-policy/support.ts';
 import { nodeIpcache } from '../../integration/e2e-mesh/support.ts';
-import { planLab } from '../../integration/lab/config.ts';
 import { controlPlanePaths } from '../../integration/lab/control-plane.ts';
 import { Lab } from '../../integration/lab/lab.ts';
 import { labLeftovers } from '../../integration/lab/leftovers.ts';
 import { readRecord } from '../../integration/lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../../integration/lab/testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from '../../integration/lab/testing.ts';
 import { percentile } from '../convergence/lab-bench.ts';
+import { PropagationClock, watchApi } from '../convergence/propagation-clock.ts';
 
 const podCount = Number(process.argv[2] ?? 200);
 const batch = Number(process.argv[3] ?? 10);
@@ -24,34 +23,6 @@ const timeoutS = Number(process.argv[4] ?? 400);
 interface Cep {
   metadata: { name: string };
   status?: { identity?: { id?: number }; networking?: { addressing?: { ipv4?: string }[] } };
-}
-
-/** Streams CiliumEndpoint watch events of the cluster; calls back with IP and identity. */
-function watchEndpoints(socket: string, onCep: (ip: string, id: number) => void): () => void {
-  const req = http.request({
-    socketPath: socket,
-    path: '/apis/cilium.io/v2/ciliumendpoints?watch=true',
-    headers: { Accept: 'application/json' },
-  });
-  req.on('response', (res) => {
-    let buf = '';
-    res.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        const ev = JSON.parse(line) as { type: string; object: Cep };
-        const ip = ev.object.status?.networking?.addressing?.[0]?.ipv4;
-        const id = ev.object.status?.identity?.id;
-        if (ev.type !== 'DELETED' && ip && id) onCep(ip, id);
-      }
-    });
-  });
-  req.on('error', () => {});
-  req.end();
-  return () => req.destroy();
 }
 
 function podsYaml(from: number, to: number): string {
@@ -67,14 +38,7 @@ const rssMb = (pid: number) =>
 async function main(): Promise<void> {
   await ensureBuilt();
   const name = uniqueLabName('bprop');
-  const plan = planLab({
-    name,
-    encryption: 'none',
-    clusters: [
-      { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 },
-      { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 2 },
-    ],
-  });
+  const plan = twoClusterPlan(name, 2);
   const lab = await Lab.up(plan, { datapath: 'bpf' });
   const deadline = Date.now() + timeoutS * 1000;
   const c2 = plan.clusters[1]!;
@@ -83,21 +47,22 @@ async function main(): Promise<void> {
     const agentPid = readRecord(plan.runDir)!.agents.find((a) => a.node === c1node.name)!.pid;
     const rssBefore = rssMb(agentPid);
     await kubectl(plan, ['create', 'namespace', 'bench'], '', 'c2');
-    const served = new Map<string, { id: number; at: number }>();
-    const landed = new Map<string, number>();
-    const stop = watchEndpoints(controlPlanePaths(plan, c2).apiSocket, (ip, id) => {
-      if (!served.has(ip)) served.set(ip, { id, at: performance.now() });
+    const ids = new Map<string, number>();
+    const clock = new PropagationClock((pending) => {
+      const map = nodeIpcache(c1node);
+      return pending.filter((ip) => map.get(`${ip}/32`) === ids.get(ip));
     });
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const map = nodeIpcache(c1node);
-        const now = performance.now();
-        for (const [ip, s] of served)
-          if (!landed.has(ip) && map.get(`${ip}/32`) === s.id) landed.set(ip, now);
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    })();
+    const stop = watchApi<Cep>(
+      controlPlanePaths(plan, c2).apiSocket,
+      '/apis/cilium.io/v2/ciliumendpoints?watch=true',
+      (type, cep) => {
+        const ip = cep.status?.networking?.addressing?.[0]?.ipv4;
+        const id = cep.status?.identity?.id;
+        if (type === 'DELETED' || !ip || !id || ids.has(ip)) return;
+        ids.set(ip, id);
+        clock.serve(ip);
+      },
+    );
     for (let i = 0; i < podCount; i += batch) {
       await kubectl(plan, ['apply', '-f', '-'], podsYaml(i, Math.min(podCount, i + batch)), 'c2');
       await waitForPods(
@@ -106,12 +71,10 @@ async function main(): Promise<void> {
         Math.max(1000, deadline - Date.now()),
       );
     }
-    while (landed.size < podCount && Date.now() < deadline)
+    while (clock.landedCount < podCount && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
-    polling = false;
-    await poller;
+    const lat = await clock.stop();
     stop();
-    const lat = [...landed].map(([ip, at]) => at - served.get(ip)!.at);
     const st = (await statuses(plan)).get(c1node.name)!;
     console.log(
       JSON.stringify({

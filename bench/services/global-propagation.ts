@@ -5,16 +5,15 @@
 // is where ClusterMesh takes over) and stops when c1-node1's pinned maps hold a backend with that
 // address in a slot of the service (polled every 2 ms). Pods are added one at a time.
 // `node --import tsx bench/services/global-propagation.ts [adds=50] [timeoutS=400]`
-import http from 'node:http';
 import { kubectl, podYaml, waitForPods } from '../../integration/e2e-policy/support.ts';
 import { openNodeMaps } from '../../integration/e2e/node-maps.ts';
 import { ECHO_PORTS } from '../../integration/e2e-services/support.ts';
-import { planLab } from '../../integration/lab/config.ts';
 import { controlPlanePaths } from '../../integration/lab/control-plane.ts';
 import { Lab } from '../../integration/lab/lab.ts';
 import { labLeftovers } from '../../integration/lab/leftovers.ts';
-import { ensureBuilt, uniqueLabName } from '../../integration/lab/testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from '../../integration/lab/testing.ts';
 import { percentile } from '../convergence/lab-bench.ts';
+import { PropagationClock, watchApi } from '../convergence/propagation-clock.ts';
 
 const adds = Number(process.argv[2] ?? 50);
 const timeoutS = Number(process.argv[3] ?? 400);
@@ -22,34 +21,6 @@ const NS = 'bench';
 
 interface Slice {
   endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[];
-}
-
-/** Streams EndpointSlice watch events of the namespace; calls back with each ready address. */
-function watchReady(socket: string, onReady: (ip: string) => void): () => void {
-  const req = http.request({
-    socketPath: socket,
-    path: `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?watch=true`,
-    headers: { Accept: 'application/json' },
-  });
-  req.on('response', (res) => {
-    let buf = '';
-    res.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        const ev = JSON.parse(line) as { type: string; object: Slice };
-        if (ev.type === 'DELETED') continue;
-        for (const e of ev.object.endpoints ?? [])
-          if (e.conditions?.ready !== false) e.addresses.forEach(onReady);
-      }
-    });
-  });
-  req.on('error', () => {});
-  req.end();
-  return () => req.destroy();
 }
 
 const serviceYaml = `apiVersion: v1
@@ -65,14 +36,7 @@ spec:
 async function main(): Promise<void> {
   await ensureBuilt();
   const name = uniqueLabName('bgsvc');
-  const plan = planLab({
-    name,
-    encryption: 'none',
-    clusters: [
-      { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 },
-      { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 2 },
-    ],
-  });
+  const plan = twoClusterPlan(name, 2);
   const lab = await Lab.up(plan, { datapath: 'bpf' });
   const deadline = Date.now() + timeoutS * 1000;
   const c2 = plan.clusters[1]!;
@@ -80,21 +44,23 @@ async function main(): Promise<void> {
   try {
     const ns = `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n---\n`;
     for (const c of ['c1', 'c2']) await kubectl(plan, ['apply', '-f', '-'], ns + serviceYaml, c);
-    const served = new Map<string, number>();
-    const landed = new Map<string, number>();
-    const stop = watchReady(controlPlanePaths(plan, c2).apiSocket, (ip) => {
-      if (!served.has(ip)) served.set(ip, performance.now());
+    const clock = new PropagationClock((pending) => {
+      const inSlots = new Set(maps.lb.slots.values());
+      const wanted = new Set(pending);
+      return [...maps.lb.backends.entries()]
+        .filter(([id, b]) => wanted.has(b.addr) && inSlots.has(id))
+        .map(([, b]) => b.addr);
     });
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const inSlots = new Set(maps.lb.slots.values());
-        const now = performance.now();
-        for (const [id, b] of maps.lb.backends.entries())
-          if (served.has(b.addr) && !landed.has(b.addr) && inSlots.has(id)) landed.set(b.addr, now);
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    })();
+    // the clock of an address starts when c2's API serves an EndpointSlice with it ready
+    const stop = watchApi<Slice>(
+      controlPlanePaths(plan, c2).apiSocket,
+      `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?watch=true`,
+      (type, slice) => {
+        if (type === 'DELETED') return;
+        for (const e of slice.endpoints ?? [])
+          if (e.conditions?.ready !== false) e.addresses.forEach((ip) => clock.serve(ip));
+      },
+    );
     for (let i = 0; i < adds && Date.now() < deadline; i++) {
       const node = c2.nodes[i % c2.nodes.length]!.name;
       await kubectl(
@@ -108,13 +74,11 @@ async function main(): Promise<void> {
         [`c2/${NS}/echo-${i}`],
         Math.max(1000, deadline - Date.now()),
       );
-      while (!landed.has(pod!.ip) && Date.now() < deadline)
+      while (!clock.hasLanded(pod!.ip) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 5));
     }
-    polling = false;
-    await poller;
+    const lat = await clock.stop();
     stop();
-    const lat = [...landed].map(([ip, at]) => at - served.get(ip)!);
     console.log(
       JSON.stringify({
         adds,

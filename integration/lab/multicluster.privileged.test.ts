@@ -6,22 +6,14 @@ import { spawn } from 'node:child_process';
 import { endpointSocketPath } from '../../agent/daemon.ts';
 import { callAgent } from '../../agent/endpoint/client.ts';
 import { runCommand } from '../../agent/routing/command.ts';
-import { planLab } from './config.ts';
 import { Lab } from './lab.ts';
 import { labLeftovers } from './leftovers.ts';
 import type { LabPod } from './record.ts';
 import { probeAllPairs } from './status.ts';
-import { ensureBuilt, uniqueLabName } from './testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from './testing.ts';
 
 const name = uniqueLabName('mc');
-const plan = planLab({
-  name,
-  encryption: 'none',
-  clusters: [
-    { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 1 },
-    { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 1 },
-  ],
-});
+const plan = twoClusterPlan(name, 1);
 const ports = [
   { port: 80, protocol: 'TCP' as const },
   { port: 53, protocol: 'UDP' as const },

@@ -1,6 +1,7 @@
 // Helpers for the lab's privileged tests.
 import { randomBytes } from 'node:crypto';
 import { runCommand } from '../../agent/routing/command.ts';
+import { planLab, type LabPlan } from './config.ts';
 import { cniPluginPath } from './pods.ts';
 import { repoRoot } from './record.ts';
 
@@ -23,4 +24,17 @@ export async function ensureBuilt(): Promise<string> {
       cause: err,
     });
   }
+}
+
+/** The multi-cluster test lab: c1 (ID 1, 10.1.0.0/16) and c2 (ID 2, 10.2.0.0/16) of `nodes`
+ * nodes each, plain native routing (encryption has its own tests). */
+export function twoClusterPlan(name: string, nodes: number): LabPlan {
+  return planLab({
+    name,
+    encryption: 'none',
+    clusters: [
+      { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes },
+      { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes },
+    ],
+  });
 }
