@@ -11,12 +11,11 @@
 // timeout) and its backend forgotten, so a retry is balanced again (agent/services/README.md).
 import test from 'ava';
 import { Lab, downLab } from '../lab/lab.ts';
-import { planLab } from '../lab/config.ts';
 import { labLeftovers } from '../lab/leftovers.ts';
 import { startMeshEtcd, stopMeshProcess } from '../lab/mesh.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from '../lab/testing.ts';
 import type { LabPod } from '../lab/record.ts';
-import { kubectl, podYaml, waitForPods } from '../e2e-policy/support.ts';
+import { kubectl, podYaml, policiesInForce, waitForPods } from '../e2e-policy/support.ts';
 import { ECHO_PORTS } from '../e2e-services/support.ts';
 import { netTool, type NetToolLine } from '../lab/net-tool.ts';
 import {
@@ -31,14 +30,7 @@ import {
 
 const WITHDRAWAL_MS = 8000;
 const name = uniqueLabName('egsvc');
-const plan = planLab({
-  name,
-  encryption: 'none',
-  clusters: [
-    { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 },
-    { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 2 },
-  ],
-});
+const plan = twoClusterPlan(name, 2);
 const cluster = (n: string) => plan.clusters.find((c) => c.name === n)!;
 const nodeOf = (c: string, i: number) => cluster(c).nodes[i % 2]!.name;
 const pods = new Map<string, LabPod>();
@@ -186,7 +178,7 @@ spec:
 `,
       'c1',
     );
-    await new Promise((r) => setTimeout(r, 3000));
+    await policiesInForce(plan, 1, 'c1');
     const r = await who(client('c1'), vip.c1!, 30, 0.7);
     const per = perCluster(r);
     t.is(per.c1, 0, `a denied c1 backend answered: ${JSON.stringify(r.counts)}`);
@@ -194,7 +186,7 @@ spec:
     t.is(per.c2 + (r.errors.TimeoutError ?? 0), 30, JSON.stringify(r.errors));
     t.true((r.errors.TimeoutError ?? 0) > 0, 'some connections were balanced to c1 and dropped');
     await kubectl(plan, ['delete', 'ciliumnetworkpolicy', '-n', NS, 'client-to-c2-echo'], '', 'c1');
-    await new Promise((r) => setTimeout(r, 3000));
+    await policiesInForce(plan, 0, 'c1');
   },
 );
 

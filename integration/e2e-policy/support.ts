@@ -92,6 +92,28 @@ export async function statuses(plan: LabPlan): Promise<Map<string, AgentStatus>>
   return out;
 }
 
+/**
+ * Waits until every agent of `cluster` enforces exactly `count` policies and the lab's datapath
+ * converged on them: a policy applied (or deleted) with kubectl is in every node's maps on return.
+ */
+export async function policiesInForce(
+  plan: LabPlan,
+  count: number,
+  cluster = 'c1',
+  timeoutMs = 60_000,
+): Promise<void> {
+  const nodes = new Set(plan.clusters.find((c) => c.name === cluster)!.nodes.map((n) => n.name));
+  await until(
+    `${count} policies enforced by every agent of ${cluster}`,
+    async () => {
+      const mine = [...(await statuses(plan))].filter(([node]) => nodes.has(node));
+      return mine.every(([, s]) => s.policies.enforced === count) ? true : undefined;
+    },
+    timeoutMs,
+  );
+  await converge(plan, timeoutMs);
+}
+
 /** Real packets between every ordered pair of `pods` (no convergence wait: callers decide). */
 export async function probeRows(
   pods: LabPod[],
