@@ -200,6 +200,7 @@ export class NodeEncryption {
   private resumeRotation(): void {
     const fail = (err: unknown) =>
       this.o.log('wireguard rotation resume failed', { error: String(err) });
+    if (this.wg.resumed) this.o.log('wireguard rotation found at start', { ...this.wg.resumed });
     if (this.wg.nextPublicKey) {
       this.o.log('wireguard rotation resumed', { newKey: this.wg.nextPublicKey });
       void this.finishResumed().catch(fail);

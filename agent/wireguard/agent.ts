@@ -50,12 +50,22 @@ export interface RotationOptions {
   retireTimeoutMs?: number;
 }
 
+/** A rotation found at start: its next device adopted, its old device adopted as retiring, or
+ * what was left of it discarded (with the reason). */
+export interface ResumedRotation {
+  step: 'next' | 'retiring' | 'discarded';
+  device: string;
+  reason?: string;
+}
+
 export class WireguardAgent {
   private timer: NodeJS.Timeout | undefined;
   private next: NextDevice | undefined;
   /** the previous device after a rotation's switch, until no peer uses it */
   private retiring: Device | undefined;
   private nextReconciler: PeerReconciler | undefined;
+  /** what `start` found of a rotation left by the previous agent (for the daemon's log) */
+  resumed: ResumedRotation | undefined;
   private reconciler: PeerReconciler;
 
   private constructor(
@@ -265,15 +275,19 @@ export class WireguardAgent {
           mtu: tunnelMtu(this.o.underlayMtu ?? 1500),
         });
         this.nextReconciler = this.reconcilerFor(this.next.device);
-        return;
-      } catch {
+        this.resumed = { step: 'next', device: other.ifname };
+      } catch (err) {
         // a key torn by the crash (or a device that cannot start): this rotation starts over
-        return discardOtherSlot({ ...at, active: state.active });
+        await discardOtherSlot({ ...at, active: state.active });
+        this.resumed = { step: 'discarded', device: other.ifname, reason: String(err) };
       }
+      return;
     }
     const old = await adoptDevice({ ...at, slot: other });
     if (old) this.retiring = old;
     else if (state.retiring) await discardOtherSlot({ ...at, active: state.active });
+    if (old || state.retiring)
+      this.resumed = { step: old ? 'retiring' : 'discarded', device: other.ifname };
   }
 
   /** Stops this agent only: the device, peers, routes and strict filter keep working. */

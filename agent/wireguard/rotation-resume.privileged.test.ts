@@ -166,6 +166,7 @@ test.serial(
       t.is(next.nextPublicKey, String(begun.nextKey), 'the persisted next key was adopted');
       t.is(next.nextDevice?.pid, nextPid);
       t.true(next.nextDevice?.adopted);
+      t.deepEqual(next.resumed, { step: 'next', device: WG_SECONDARY.ifname });
       await next.setPeers(table());
       // the daemon's part: publish the next key again, then the flip once switched
       await agentOf(b).update({ ...rowOf(a), nextPublicKey: next.nextPublicKey });
@@ -213,6 +214,7 @@ test.serial(
       t.is(next.publicKey, newKey);
       t.is(next.activeDevice.pid, Number(begun.nextPid));
       t.is(next.retiringDevice?.pid, oldPid, 'the old device was adopted as retiring');
+      t.is(next.resumed?.step, 'retiring');
       t.is((await next.status()).retiring, next.retiringDevice?.ifname);
       await next.setPeers(table());
       t.deepEqual(await next.retireOld(1_000, 20_000), [], 'no peer sends to the old key');
@@ -236,6 +238,8 @@ test.serial('a next key torn by a crash: the rotation is abandoned, nothing is l
   await writeFile(`${dir}/${other.ifname}.key`, 'torn', { mode: 0o600 });
   const next = await startAgent(a);
   t.is(next.nextPublicKey, undefined);
+  t.is(next.resumed?.step, 'discarded');
+  t.regex(next.resumed?.reason ?? '', /does not hold a base64 WireGuard key/);
   t.is(next.publicKey, r.publicKey);
   t.is(next.activeDevice.pid, active.pid);
   t.deepEqual(await linksOf(a), [active.ifname]);

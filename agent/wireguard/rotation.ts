@@ -81,8 +81,8 @@ export async function createNextDevice(o: {
   mtu: number;
 }): Promise<NextDevice> {
   const slot = otherSlot(o.active);
-  await writeRotationState(o.stateDir, { active: o.active, next: slot });
   await rm(keyPath(o.stateDir, slot.ifname), { force: true }); // never reuse a retired key
+  await writeRotationState(o.stateDir, { active: o.active, next: slot });
   return openNextDevice({ ...o, slot });
 }
 
