@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { runCommand } from '../../agent/routing/command.ts';
 import { planLab, RUN_ROOT } from './config.ts';
+import { kubectlCapture } from './kubectl.ts';
 import { downLab } from './lab.ts';
 import { labLeftovers, rootFootprint } from './leftovers.ts';
 import { listNetns } from './netns.ts';
@@ -101,11 +102,21 @@ async function getPod(ns: string, pod: string): Promise<PodJson | undefined> {
   return r.code === 0 ? (JSON.parse(r.stdout) as PodJson) : undefined;
 }
 
-const runningPod = (ns: string, pod: string) =>
-  until(`pod ${ns}/${pod} Running`, async () => {
-    const p = await getPod(ns, pod);
-    return p?.status.phase === 'Running' && p.status.podIP ? p : undefined;
+const isRunning = (p: PodJson | undefined): boolean =>
+  p?.status.phase === 'Running' && !!p.status.podIP;
+
+/** Waits until the pod runs, polling the API with plain kubectl (one `isthmus` start per poll
+ * costs seconds of CPU on a busy machine), then reads it through `isthmus lab kubectl`. */
+async function runningPod(ns: string, pod: string): Promise<PodJson> {
+  await until(`pod ${ns}/${pod} Running`, async () => {
+    const r = await kubectlCapture(plan, 'c1', ['get', 'pod', '-n', ns, pod, '-o', 'json']);
+    return r.code === 0 && isRunning(JSON.parse(r.stdout) as PodJson) ? true : undefined;
   });
+  const p = await getPod(ns, pod);
+  if (!p || !isRunning(p))
+    throw new Error(`pod ${ns}/${pod}: kubectl saw it running, isthmus lab kubectl does not`);
+  return p;
+}
 
 const podYaml = (ns: string, pod: string, nodeName?: string) => `apiVersion: v1
 kind: Pod
