@@ -10,6 +10,7 @@ import type { LabPod } from '../lab/record.ts';
 import {
   kubectl,
   podYaml,
+  policiesInForce,
   until,
   upPolicyLab,
   waitForPods,
@@ -162,7 +163,7 @@ spec:
   - to: [{podSelector: {matchLabels: {tier: x}}}]
 `,
     );
-    await new Promise((r) => setTimeout(r, 3000));
+    await policiesInForce(env!.plan, 1);
     const r = await who(client, 24, 0.7);
     t.deepEqual(Object.keys(r.counts), [echo[0]!.ip], JSON.stringify(r));
     t.is((r.counts[echo[0]!.ip] ?? 0) + (r.errors.TimeoutError ?? 0), 24, JSON.stringify(r.errors));
@@ -171,5 +172,6 @@ spec:
       'some connections were balanced to a denied backend and dropped',
     );
     await kubectl(env!.plan, ['delete', 'networkpolicy', '-n', NS, 'client-to-x']);
+    await policiesInForce(env!.plan, 0);
   },
 );
