@@ -30,17 +30,19 @@ const repeats = Math.min(Number(process.argv[3] ?? 9), 25);
 const TABLE = 2525;
 const HAND_PORT = 51895;
 
+type Path = 'mesh' | 'hand';
+
 interface Bench {
   lab: Lab;
   nodes: [NodePlan, NodePlan];
   pods: [LabPod, LabPod];
-  devs: Record<'mesh' | 'hand', string[]>;
-  daemons: Record<'mesh' | 'hand', number[]>;
+  devs: Record<Path, string[]>;
+  daemons: Record<Path, number[]>;
   agents: number[];
 }
 
 /** Points each node's rule table at the condition's device for the other node's pod. */
-async function steer(b: Bench, path: 'mesh' | 'hand'): Promise<void> {
+async function steer(b: Bench, path: Path): Promise<void> {
   for (const [i, n] of b.nodes.entries()) {
     const other = b.pods[1 - i]!;
     await ipBatch(n.netns, [`route replace ${other.ip}/32 dev ${b.devs[path][i]} table ${TABLE}`]);
@@ -52,7 +54,12 @@ async function installRules(b: Bench): Promise<void> {
     const other = b.pods[1 - i]!;
     await ipBatch(n.netns, [`rule add to ${other.ip}/32 lookup ${TABLE} pref 95`]);
     // the pods keep MTU 1500: the hand-made tunnel needs the clamp the agent sets for its own
-    await mustRun(['ip', 'netns', 'exec', n.netns, 'iptables', ...mssClampRule(b.devs.hand[i]!)]);
+    await mustRun([
+      'nsenter',
+      `--net=/run/netns/${n.netns}`,
+      'iptables',
+      ...mssClampRule(b.devs.hand[i]!),
+    ]);
   }
 }
 
@@ -67,7 +74,6 @@ async function meshDaemonPids(nodes: NodePlan[]): Promise<number[]> {
   );
 }
 
-type Path = 'mesh' | 'hand';
 /** mesh-mtu1420: the pods' interfaces at the tunnel MTU for the run (the clamp has nothing to do) */
 const CONDITIONS: Record<string, { path: Path; podMtu: number }> = {
   mesh: { path: 'mesh', podMtu: 1500 },
