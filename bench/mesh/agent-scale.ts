@@ -15,12 +15,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { issueClientCertificate, type KeyPairPem } from '../../certs/index.ts';
 import { callAgent } from '../../agent/endpoint/client.ts';
 import { endpointSocketPath } from '../../agent/daemon.ts';
 import type { AgentStatus } from '../../agent/daemon/types.ts';
 import { IPCACHE_PREFIX, MeshTable } from '../../clustermesh/kvstore/index.ts';
 import { RemoteCluster } from '../../clustermesh/remote/index.ts';
-import { startMeshEtcd, type MeshEtcd } from '../../clustermesh/remote/test-etcd.ts';
+import { READER, startMeshEtcd, type MeshEtcd } from '../../clustermesh/remote/test-etcd.ts';
 import type { RemoteSink } from '../../clustermesh/remote/types.ts';
 import { openNodeMaps, type NodeMaps } from '../../integration/e2e/node-maps.ts';
 import { planLab, type NodePlan } from '../../integration/lab/config.ts';
@@ -30,10 +31,19 @@ import { controlPlanePaths } from '../../integration/lab/control-plane.ts';
 import { bundleDirOf, meshPaths } from '../../integration/lab/mesh.ts';
 import { labSecretStore } from '../../integration/lab/mesh-access.ts';
 import { mountSecretOnce } from '../../integration/lab/secret-mount.ts';
+import { netnsPath } from '../../integration/lab/netns.ts';
 import { readRecord } from '../../integration/lab/record.ts';
 import { ensureBuilt, uniqueLabName } from '../../integration/lab/testing.ts';
+import { report, type ResyncRun } from './agent-scale-report.ts';
 import { PODS_PER_NODE, SyntheticRemote, writeBatched } from './agent-scale-remote.ts';
-import { agentConnectedTimes, heapMb, median, sampleMemory, sleep } from './agent-scale-support.ts';
+import {
+  agentConnectedTimes,
+  gcHeapMb,
+  heapMb,
+  median,
+  sampleMemory,
+  sleep,
+} from './agent-scale-support.ts';
 
 const N = Number(process.argv[2] ?? 50_000);
 const RESYNC_KEYS = Number(process.argv[3] ?? 20_000);
@@ -84,20 +94,6 @@ async function waitRows(maps: NodeMaps, want: Map<string, number | undefined>, w
       await sleep(100);
     }
   }
-}
-
-interface ResyncRun {
-  backToFirstChangeMs: number;
-  backToDoneMs: number;
-  firstToDoneMs: number;
-  backToConnectedLogMs: number | undefined;
-  libraryMs: number;
-  rangeReadMs: number;
-  sinkDeletes: number;
-  sinkUpserts: number;
-  exact: boolean;
-  unchangedMissingSeen: number;
-  polls: number;
 }
 
 function countingSink(): RemoteSink & { n: { up: number; del: number } } {
@@ -167,6 +163,8 @@ async function main(): Promise<void> {
     const agentPid = readRecord(plan.runDir)!.agents.find((a) => a.node === node.name)!.pid;
     const status = () => agentStatus(node);
     const memBefore = await sampleMemory(agentPid, status, 5);
+    const gc = () => gcHeapMb(agentPid, netnsPath(node.netns), left('a GC'));
+    const gcBefore = await gc();
     progress(`agent without a remote: ${JSON.stringify(memBefore)}`);
 
     maps = openNodeMaps(node);
@@ -189,6 +187,7 @@ async function main(): Promise<void> {
     await sleep(Math.min(10_000, left('settling')));
     const memAfter = await sampleMemory(agentPid, status, 5);
     const rowsTotal = (await status()).ipcache.size;
+    const gcAfter = await gc();
     progress(`agent with ${N} remote endpoints: ${JSON.stringify(memAfter)}`);
 
     // c2 shrinks to RESYNC_KEYS endpoints, live.
@@ -201,6 +200,7 @@ async function main(): Promise<void> {
     await waitRows(maps, new Map(gone.map((k) => [cidr(remote.podIp(k)), undefined])), 'shrink');
     const shrinkS = (performance.now() - shrinkStart) / 1000;
     const memShrunk = await sampleMemory(agentPid, status, 3);
+    const gcShrunk = await gc();
     progress(`shrunk to ${RESYNC_KEYS} in ${shrinkS.toFixed(1)} s: ${JSON.stringify(memShrunk)}`);
 
     const sink = countingSink();
@@ -301,7 +301,25 @@ async function main(): Promise<void> {
       live = [...live.filter((k) => !delSet.has(k)), ...add];
       free = [...free.slice(CHURN), ...del];
     }
-    report({ syncS, loadS, shrinkS, mapRows, rowsTotal, memBefore, memAfter, memShrunk, runs });
+    const relists = await relistRuns(node, etcd, ca, secret, apiSocket, status);
+    const gcEnd = await gc();
+    const gcHeap = { before: gcBefore, after: gcAfter, shrunk: gcShrunk, end: gcEnd };
+    report({
+      endpoints: N,
+      resyncKeys: RESYNC_KEYS,
+      churn: CHURN,
+      relists,
+      syncS,
+      loadS,
+      shrinkS,
+      mapRows,
+      rowsTotal,
+      memBefore,
+      memAfter,
+      memShrunk,
+      gcHeap,
+      runs,
+    });
     if (runs.some((x) => !x.exact || x.unchangedMissingSeen > 0 || x.sinkDeletes !== CHURN))
       process.exitCode = 1;
     w.close();
@@ -318,6 +336,39 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * The resync's own work without a reconnect backoff: c2's bundle re-issued (a new reader
+ * certificate) makes the agent reconnect at once and relist; Secret written -> the agent logs
+ * "connected". Nothing changed in c2, so the sink must see no call.
+ */
+async function relistRuns(
+  node: NodePlan,
+  etcd: MeshEtcd,
+  ca: KeyPairPem,
+  secret: ReturnType<typeof labSecretStore>,
+  apiSocket: string,
+  status: () => Promise<AgentStatus>,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let rep = 0; rep < REPEATS; rep++) {
+    const before = await status();
+    const applied = JSON.stringify(before.clustermesh!.applied['c2']);
+    const logged = agentConnectedTimes(node).length;
+    const text = await etcd.bundleText(await issueClientCertificate(ca, { user: READER }));
+    const at = Date.now();
+    await secret.put({ ...((await secret.get()) ?? {}), c2: text });
+    await mountSecretOnce(apiSocket, [bundleDirOf(node)]);
+    await until('relist', () => agentConnectedTimes(node).length > logged, 20);
+    out.push(agentConnectedTimes(node)[logged]! - at);
+    const after = await status();
+    const now = JSON.stringify(after.clustermesh!.applied['c2']);
+    if (now !== applied)
+      throw new Error(`a relist of an unchanged remote made sink calls: ${applied} -> ${now}`);
+    progress(`relist ${rep + 1}: ${out.at(-1)} ms`);
+  }
+  return out;
+}
+
 /** What the agent says about its remotes, and its last log lines, for a failed run. */
 async function diagnose(node: NodePlan): Promise<void> {
   const s = await agentStatus(node);
@@ -329,65 +380,6 @@ async function diagnose(node: NodePlan): Promise<void> {
       .slice(-15)
       .join('\n'),
   );
-}
-
-type Mem = Awaited<ReturnType<typeof sampleMemory>>;
-
-function report(r: {
-  syncS: number;
-  loadS: number;
-  shrinkS: number;
-  mapRows: number;
-  rowsTotal: number;
-  memBefore: Mem;
-  memAfter: Mem;
-  memShrunk: Mem;
-  runs: ResyncRun[];
-}): void {
-  const per = (a: number, b: number, n: number) => Math.round((a - b) / n);
-  const med = (f: (x: ResyncRun) => number | undefined) =>
-    median(r.runs.map(f).filter((x): x is number => x !== undefined));
-  const ms = (x: number) => `${Math.round(x)} ms`;
-  console.log(
-    `agent at scale: ${N} remote endpoints (1000 identities, ${Math.ceil(N / 250)} nodes)`,
-  );
-  console.log(
-    `  c2 mesh etcd loaded in                    ${r.loadS.toFixed(1)} s (${Math.round(N / r.loadS)}/s, txns of 100, 8 in flight)`,
-  );
-  console.log(
-    `  bundle added -> all in the BPF ipcache    ${r.syncS.toFixed(1)} s (${Math.round(N / r.syncS)}/s); remote rows in the map ${r.mapRows}, agent ipcache rows ${r.rowsTotal} (map max 262144)`,
-  );
-  console.log(
-    `  agent RSS   no remote ${r.memBefore.rssMb.toFixed(0)} MB -> ${N} endpoints ${r.memAfter.rssMb.toFixed(0)} MB: ${per(r.memAfter.rssMb * 2 ** 20, r.memBefore.rssMb * 2 ** 20, N)} B/endpoint`,
-  );
-  console.log(
-    `  agent heap  no remote ${heapMb(r.memBefore)} MB -> ${N} endpoints ${heapMb(r.memAfter)} MB: ${per(r.memAfter.heapUsedMb * 2 ** 20, r.memBefore.heapUsedMb * 2 ** 20, N)} B/endpoint (median of samples, no forced GC)`,
-  );
-  console.log(
-    `  after live shrink to ${RESYNC_KEYS} (${r.shrinkS.toFixed(1)} s for ${N - RESYNC_KEYS} deletes): RSS ${r.memShrunk.rssMb.toFixed(0)} MB, heap ${heapMb(r.memShrunk)} MB`,
-  );
-  console.log(
-    `  resync, ${RESYNC_KEYS} keys, ${CHURN} deleted + ${CHURN} added during the outage, ${r.runs.length} repeats (medians):`,
-  );
-  console.log(
-    `    etcd back -> first change in BPF map   ${ms(med((x) => x.backToFirstChangeMs))} (reconnect backoff, connect, list)`,
-  );
-  console.log(
-    `    etcd back -> agent logs "connected"     ${ms(med((x) => x.backToConnectedLogMs))}`,
-  );
-  console.log(`    first -> last change in BPF map         ${ms(med((x) => x.firstToDoneMs))}`);
-  console.log(`    etcd back -> map holds the change       ${ms(med((x) => x.backToDoneMs))}`);
-  console.log(`    library alone, same outage (in-process) ${ms(med((x) => x.libraryMs))}`);
-  console.log(
-    `    raw etcd range read of the ${RESYNC_KEYS} keys ${ms(med((x) => x.rangeReadMs))}`,
-  );
-  console.log(
-    `    ratio agent / library (per repeat)     ${median(r.runs.map((x) => x.backToDoneMs / x.libraryMs)).toFixed(2)}`,
-  );
-  for (const [i, x] of r.runs.entries())
-    console.log(
-      `    repeat ${i + 1}: sink deletes ${x.sinkDeletes}, upserts ${x.sinkUpserts}, map diff exact ${x.exact}, unchanged rows seen missing ${x.unchangedMissingSeen} over ${x.polls} polls of 1000`,
-    );
 }
 
 await main();
