@@ -3,6 +3,7 @@
 // affected entry changes on both nodes; an invalid policy is reported and the last good state
 // stays enforced (also when a valid policy becomes invalid); a deleted policy lets traffic through
 // again. Every verdict is real packets compared with `policy reachability` on the API's objects.
+// Then, on the same lab (one lab less in the suite), restarts and drift (below).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
@@ -11,6 +12,8 @@ import { labLeftovers, rootFootprint } from '../lab/leftovers.ts';
 import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
 import { openNodeMaps } from '../e2e/node-maps.ts';
 import type { LabPod } from '../lab/record.ts';
+import type { ProbeRow } from '../lab/status.ts';
+import { Protocol } from '../../agent/policy/entry.ts';
 import {
   converge,
   disagreements,
@@ -28,10 +31,16 @@ import {
 const name = uniqueLabName('epl');
 let env: PolicyLab | undefined;
 const TCP80 = [{ port: 80, protocol: 'TCP' as const }];
+/** the agents' periodic full pass; the drift test needs about one period to observe the drift */
+const FULL_PASS_MS = 3000;
 
 test.before(async () => {
   await ensureBuilt();
-  env = await upPolicyLab(name, [{ name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 }], 1500);
+  env = await upPolicyLab(
+    name,
+    [{ name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 }],
+    FULL_PASS_MS,
+  );
 });
 
 test.after.always(async () => {
@@ -250,6 +259,196 @@ test.serial('a deleted policy lets traffic through again', async (t) => {
   for (const s of (await statuses(plan)).values())
     t.true(s.endpoints.every((e) => !e.ingressEnforced && !e.egressEnforced));
 });
+
+// Restarts and drift, on the same lab after the lifecycle tests, in their own namespace: an
+// agent restart and an API server restart in the middle of probing change nothing a probe can
+// see; a policy-map entry written behind the agent's back makes real packets disagree with
+// `policy reachability` (and `agent status` say not converged) until the agent's full pass
+// repairs it.
+const RS = 'rs';
+let pods: LabPod[] = [];
+let baseline: ProbeRow[] = [];
+const PROBES = [
+  { port: 80, protocol: 'TCP' as const },
+  { port: 80, protocol: 'UDP' as const },
+];
+
+async function setUpRestartNamespace(): Promise<void> {
+  const ports = [
+    { port: 80, protocol: 'TCP' as const, name: 'http' },
+    { port: 80, protocol: 'UDP' as const, name: 'dns' },
+  ];
+  await kubectl(
+    lab().plan,
+    ['apply', '-f', '-'],
+    `apiVersion: v1
+kind: Namespace
+metadata: {name: ${RS}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a, namespace: ${RS}}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: http}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c-egress, namespace: ${RS}}
+spec:
+  endpointSelector: {matchLabels: {app: c}}
+  egress: [{toEndpoints: [{matchLabels: {app: a}}], toPorts: [{ports: [{port: "80", protocol: UDP}]}]}]
+---
+${podYaml(RS, 'a', { app: 'a' }, ports, 'c1-node1')}${podYaml(RS, 'b', { app: 'b' }, ports, 'c1-node2')}${podYaml(RS, 'c', { app: 'c' }, ports, 'c1-node1')}`,
+  );
+  pods = await waitForPods(lab().plan, [`c1/${RS}/a`, `c1/${RS}/b`, `c1/${RS}/c`]);
+  await converge(lab().plan);
+  baseline = await probeRows(pods, PROBES);
+}
+
+test.serial(
+  'restarts: the baseline in a fresh namespace, packets equal policy reachability, some allowed, some dropped',
+  async (t) => {
+    await setUpRestartNamespace();
+    t.deepEqual(disagreements(baseline, await engineRows(lab().plan, pods, PROBES)), []);
+    t.true(baseline.some((r) => r.allowed));
+    t.true(baseline.some((r) => !r.allowed));
+  },
+);
+
+/** Probe rounds while `disturb` runs, and one after; every round must equal the baseline. */
+async function probesDuring(
+  disturb: () => Promise<void>,
+): Promise<{ rounds: number; diffs: string[] }> {
+  let done = false;
+  const diffs: string[] = [];
+  let rounds = 0;
+  const loop = (async () => {
+    // bounded: at most 30 rounds, and one more once the disturbance is over
+    while (rounds < 30) {
+      const last = done;
+      const rows = await probeRows(pods, PROBES);
+      rounds++;
+      diffs.push(...disagreements(rows, baseline).map((d) => `round ${rounds}: ${d}`));
+      if (last) break;
+    }
+  })();
+  try {
+    await disturb();
+  } finally {
+    done = true;
+  }
+  await loop;
+  return { rounds, diffs };
+}
+
+test.serial(
+  'an agent restart in the middle of probing changes nothing a probe can see',
+  async (t) => {
+    const before = await statuses(lab().plan);
+    for (const node of ['c1-node2', 'c1-node1']) {
+      const { rounds, diffs } = await probesDuring(() => lab().lab.restartAgent(node));
+      t.deepEqual(diffs, [], `restart of ${node}`);
+      t.true(rounds >= 2, `${rounds} probe rounds during and after the restart of ${node}`);
+    }
+    await converge(lab().plan);
+    const after = await statuses(lab().plan);
+    const ids = (st: typeof before) =>
+      [...st.values()].flatMap((s) => s.endpoints.map((e) => `${e.pod}=${e.identity}`)).sort();
+    t.deepEqual(ids(after), ids(before), 'same endpoints with the same identities');
+  },
+);
+
+test.serial(
+  'an API server restart in the middle of probing changes nothing; agents follow it again',
+  async (t) => {
+    const { rounds, diffs } = await probesDuring(() => lab().lab.restartApiServer('c1'));
+    t.deepEqual(diffs, []);
+    t.true(rounds >= 2);
+    // the agents watch the new server: a policy change after the restart is enforced
+    await kubectl(lab().plan, ['delete', 'networkpolicy', '-n', RS, 'b-from-a']);
+    await converge(lab().plan);
+    const open = await probeRows(pods, PROBES);
+    t.deepEqual(disagreements(open, await engineRows(lab().plan, pods, PROBES)), []);
+    t.true(
+      open.find((r) => r.from === `c1/${RS}/a` && r.to === `c1/${RS}/b` && r.protocol === 'UDP')!
+        .allowed,
+    );
+    await kubectl(
+      lab().plan,
+      ['apply', '-f', '-'],
+      `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a, namespace: ${RS}}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: http}]}]
+`,
+    );
+    await converge(lab().plan);
+    t.deepEqual(disagreements(await probeRows(pods, PROBES), baseline), []);
+  },
+);
+
+test.serial(
+  'a policy entry changed behind the agent: packets disagree until the full pass repairs it',
+  async (t) => {
+    const { plan } = lab();
+    const node2 = plan.clusters[0]!.nodes.find((n) => n.name === 'c1-node2')!;
+    const st = (await statuses(plan)).get('c1-node2')!;
+    const b = st.endpoints.find((e) => e.pod === `${RS}/b`)!;
+    const aIdentity = [...(await statuses(plan)).values()]
+      .flatMap((s) => s.endpoints)
+      .find((e) => e.pod === `${RS}/a`)!.identity;
+    const aToB = (rows: ProbeRow[]) =>
+      rows.find((r) => r.from === `c1/${RS}/a` && r.to === `c1/${RS}/b` && r.protocol === 'UDP')!;
+    t.false(aToB(baseline).allowed, 'a may reach b on TCP 80 only, not UDP 80');
+
+    // right after a full pass, so the tampering stands for about one period
+    const passAt = st.lastFullPass!.at;
+    await until(
+      'a fresh full pass',
+      async () => {
+        const s = (await statuses(plan)).get('c1-node2')!;
+        return s.lastFullPass!.at !== passAt ? s : undefined;
+      },
+      10_000,
+      50,
+    );
+    const maps = openNodeMaps(node2);
+    try {
+      const entries = maps.policy.read(b.id);
+      maps.policy.replace(b.id, [
+        ...entries,
+        {
+          direction: 'ingress',
+          peer: aIdentity,
+          protocol: Protocol.UDP,
+          port: 80,
+          portPrefixLen: 16,
+          deny: false,
+        },
+      ]);
+    } finally {
+      maps.close();
+    }
+    const drifted = (await statuses(plan)).get('c1-node2')!;
+    t.false(drifted.converged, 'agent status reads the maps back and sees the drift');
+    t.false(drifted.endpoints.find((e) => e.pod === `${RS}/b`)!.converged);
+    const pair = pods.filter((p) => p.name === 'a' || p.name === 'b');
+    const during = await probeRows(pair, [PROBES[1]!], { timeoutMs: 400, confirmRetries: 0 });
+    t.true(aToB(during).allowed, 'real packets follow the tampered map, not the policy');
+    const engine = await engineRows(plan, pair, [PROBES[1]!]);
+    t.false(aToB(engine).allowed, 'policy reachability still says denied');
+
+    // the full pass repairs it: converged again, and packets agree with the engine
+    await converge(plan, 3 * FULL_PASS_MS + 5000);
+    const after = await probeRows(pair, [PROBES[1]!]);
+    t.deepEqual(disagreements(after, engine), []);
+    const log = readFileSync(join(node2.dir, 'agent.log'), 'utf8');
+    t.regex(log, /policy maps drifted from the desired state: repairing/);
+  },
+);
 
 test.serial('the lab comes down without leftovers', async (t) => {
   await env!.lab.down();
