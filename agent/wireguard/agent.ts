@@ -4,7 +4,7 @@
 import { adoptDevice, destroyDevice, ensureDevice, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PeerReconciler } from './peers.ts';
-import { applyTunnelRoutes, tunnelMtu, tunnelRoutes } from './routes.ts';
+import { tunnelMtu, tunnelRoutes } from './routes.ts';
 import {
   activateSlot,
   awaitHandshakes,
@@ -20,6 +20,7 @@ import {
   type NextDevice,
   type RotationState,
 } from './rotation.ts';
+import { kernelSteering, type Steering } from './steering.ts';
 import { StrictFilter } from './strict.ts';
 import { READY_HANDSHAKE_S, WireguardError, type WgNode, type WireguardStatus } from './types.ts';
 
@@ -67,14 +68,28 @@ export class WireguardAgent {
   /** what `start` found of a rotation left by the previous agent (for the daemon's log) */
   resumed: ResumedRotation | undefined;
   private reconciler: PeerReconciler;
+  /** set by the first `setPeers`: until then passes only add (routes, ranges, peers) */
+  private fullTable = false;
 
   private constructor(
     private readonly o: WireguardAgentOptions,
     private device: Device,
     private key: WgKeyPair,
     readonly strict: StrictFilter | undefined,
+    private readonly steering: Steering,
   ) {
     this.reconciler = this.reconcilerFor(device);
+  }
+
+  /** An agent over a given device and steering, without starting anything (unit tests on
+   * fakes: FakeWg as the device's control, FakeSteering). */
+  static assemble(
+    o: WireguardAgentOptions,
+    device: Device,
+    key: WgKeyPair,
+    steering: Steering,
+  ): WireguardAgent {
+    return new WireguardAgent(o, device, key, undefined, steering);
   }
 
   static async start(o: WireguardAgentOptions): Promise<WireguardAgent> {
@@ -100,7 +115,12 @@ export class WireguardAgent {
         { cause: err },
       );
     }
-    const agent = new WireguardAgent(o, device, key, strict);
+    const steering = kernelSteering({
+      netns: o.netns,
+      manageRoutes: o.manageRoutes !== false,
+      strict,
+    });
+    const agent = new WireguardAgent(o, device, key, strict, steering);
     await agent.resume(state);
     if (o.resyncMs !== 0)
       agent.timer = setInterval(
@@ -130,6 +150,7 @@ export class WireguardAgent {
 
   /** The whole node table after the initial sync: peers of absent nodes are removed. */
   async setPeers(nodes: WgNode[]): Promise<void> {
+    this.fullTable = true;
     await this.reconciler.prune(nodes);
     await this.nextReconciler?.prune(nodes);
     await this.afterTableChange();
@@ -147,7 +168,8 @@ export class WireguardAgent {
     await this.afterTableChange();
   }
 
-  /** Full pass: reads the device back and repairs drift. */
+  /** Full pass: reads the device back and repairs drift. Before the first `setPeers` it only
+   * adds: the table it holds may lack remote nodes whose sync is still running. */
   async resync(): Promise<void> {
     await this.reconciler.reconcile();
     await this.nextReconciler?.reconcile();
@@ -315,15 +337,11 @@ export class WireguardAgent {
 
   private async afterTableChange(): Promise<void> {
     const table = this.reconciler.table();
-    if (this.o.manageRoutes !== false)
-      await applyTunnelRoutes(
-        this.o.netns,
-        tunnelRoutes(this.o.nodeName, table, this.device.ifname),
-      );
-    if (this.strict)
-      this.strict.setRanges(
-        this.o.strict?.localPodCIDRs ?? [],
-        table.flatMap((n) => n.podCIDRs),
-      );
+    await this.steering.apply(
+      tunnelRoutes(this.o.nodeName, table, this.device.ifname),
+      this.o.strict?.localPodCIDRs ?? [],
+      table.flatMap((n) => n.podCIDRs),
+      this.fullTable,
+    );
   }
 }

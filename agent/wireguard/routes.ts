@@ -28,12 +28,18 @@ export function tunnelRoutes(
   return [...out.values()].sort((a, b) => a.dst.localeCompare(b.dst));
 }
 
-/** Converges our routes (proto 188) in the node's main table: replace, then remove extras.
+/** Converges our routes (proto 188) in the node's main table: replace, then remove extras
+ * (unless `prune: false`).
  * `ip route replace` moves a prefix between devices atomically (no window without a route). */
-export async function applyTunnelRoutes(netns: string | undefined, routes: TunnelRoute[]) {
+export async function applyTunnelRoutes(
+  netns: string | undefined,
+  routes: TunnelRoute[],
+  o: { prune?: boolean } = {},
+) {
   const lines = routes.map((r) => `route replace ${r.dst} dev ${r.dev} proto ${WG_ROUTE_PROTO}`);
   const want = new Set(routes.map((r) => r.dst));
-  const stale = (await ownedRoutes(netns)).filter((d) => !want.has(d));
+  const owned = o.prune === false ? [] : await ownedRoutes(netns);
+  const stale = owned.filter((d) => !want.has(d));
   lines.push(...stale.map((d) => `route del ${d} proto ${WG_ROUTE_PROTO}`));
   if (lines.length) await mustRun([...ipIn(netns, ['-batch', '-'])], lines.join('\n') + '\n');
 }
