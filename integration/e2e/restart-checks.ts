@@ -2,12 +2,12 @@
 // restarts: a one-way policy between two pods, the programs attached on every pod veth, and a
 // snapshot of what a restart must leave as it was (map ids, the agent's endpoints, endpoint rows
 // and policy entries); plus a bounded command run inside a pod (iperf3).
-import { spawn } from 'node:child_process';
 import { endpointSocketPath } from '../../agent/daemon.ts';
 import { callAgent } from '../../agent/endpoint/client.ts';
 import { Protocol, type EndpointPolicy } from '../../agent/policy/entry.ts';
 import type { NodePlan } from '../lab/config.ts';
 import type { Lab } from '../lab/lab.ts';
+import { runInNetns } from '../lab/net-tool.ts';
 import type { LabPod } from '../lab/record.ts';
 import type { Mesh } from './mesh.ts';
 import { pinnedMapIds } from './node-maps.ts';
@@ -60,21 +60,9 @@ export interface PodRun {
 }
 
 /** Runs a command inside a pod's namespace, killed after timeoutMs; stdout and stderr together. */
-export function inPod(pod: LabPod, argv: string[], timeoutMs: number): Promise<PodRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${pod.netnsPath}`, ...argv], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+export async function inPod(pod: LabPod, argv: string[], timeoutMs: number): Promise<PodRun> {
+  const run = await runInNetns(pod.netnsPath, argv, timeoutMs);
+  return { code: run.code, out: run.stdout + run.stderr };
 }
 
 async function agentView(lab: Lab, node: string) {
