@@ -3,14 +3,13 @@
 // server carries it into the node record); every other node with a key becomes a peer, and its
 // pod CIDR is routed into the tunnel instead of natively (see `guardNativeRoutes`). Rotations
 // are requested on a unix socket of their own (`isthmus wireguard rotate`).
-import { rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { KubeApi } from '../k8s/types.ts';
 import { Nodes, type Node } from '../k8s/resources.ts';
 import { mustRun, runCommand } from '../routing/command.ts';
 import type { RouteNetlink } from '../routing/types.ts';
 import { WireguardAgent } from '../wireguard/agent.ts';
+import { ControlSocket } from '../wireguard/control-socket.ts';
 import {
   annotatedPort,
   WG_KEY_ANNOTATION,
@@ -72,7 +71,7 @@ export class NodeEncryption {
   private rotating: Promise<RotationResult> | undefined;
   /** the annotations this node's Node object must carry now (null: must be absent) */
   private want: Record<string, string | null> = {};
-  private server: Server | undefined;
+  private server: ControlSocket | undefined;
   /** this cluster's Nodes and the remote clusters' nodes */
   private readonly nodes = new WgNodeTable();
   private meshReady = false;
@@ -164,7 +163,8 @@ export class NodeEncryption {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unfollow?.();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    // open requests (a rotate waiting for handshakes) are answered "agent stopping" at once
+    await this.server?.close();
     this.wg.stop();
   }
 
@@ -312,24 +312,9 @@ export class NodeEncryption {
 
   /** `{"op":"rotate"}` or `{"op":"status"}`, one JSON line each way. */
   private async listen(): Promise<void> {
-    const path = wireguardSocketPath(this.o.stateDir);
-    rmSync(path, { force: true });
-    this.server = createServer((socket) => {
-      socket.setEncoding('utf8');
-      let buf = '';
-      socket.on('error', () => socket.destroy());
-      socket.on('data', (chunk: string) => {
-        buf += chunk;
-        if (!buf.includes('\n')) return;
-        void this.answer(buf.slice(0, buf.indexOf('\n'))).then((a) =>
-          socket.end(JSON.stringify(a) + '\n'),
-        );
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(path, () => resolve());
-    });
+    this.server = await ControlSocket.listen(wireguardSocketPath(this.o.stateDir), (line) =>
+      this.answer(line),
+    );
   }
 
   private async answer(line: string): Promise<Record<string, unknown>> {
