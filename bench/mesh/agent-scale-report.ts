@@ -22,6 +22,7 @@ export function report(r: {
   resyncKeys: number;
   churn: number;
   syncS: number;
+  librarySyncS: number;
   loadS: number;
   shrinkS: number;
   mapRows: number;
@@ -46,6 +47,9 @@ export function report(r: {
   );
   console.log(
     `  bundle added -> all in the BPF ipcache    ${r.syncS.toFixed(1)} s (${Math.round(r.endpoints / r.syncS)}/s); remote rows in the map ${r.mapRows}, agent ipcache rows ${r.rowsTotal} (map max 262144)`,
+  );
+  console.log(
+    `  library alone, same listing, counting sink ${r.librarySyncS.toFixed(1)} s (agent / library ${(r.syncS / r.librarySyncS).toFixed(2)})`,
   );
   console.log(
     `  agent RSS   no remote ${r.memBefore.rssMb.toFixed(0)} MB -> ${r.endpoints} endpoints ${r.memAfter.rssMb.toFixed(0)} MB: ${per(r.memAfter.rssMb * 2 ** 20, r.memBefore.rssMb * 2 ** 20, r.endpoints)} B/endpoint`,

@@ -190,6 +190,21 @@ async function main(): Promise<void> {
     const gcAfter = await gc();
     progress(`agent with ${N} remote endpoints: ${JSON.stringify(memAfter)}`);
 
+    // The library alone, same listing, no agent tables or BPF: the baseline of the initial sync.
+    const sink = countingSink();
+    library = new RemoteCluster({
+      bundle: await etcd.bundle(),
+      mesh: new MeshTable({ name: 'c1', id: 1 }),
+      sink,
+      log: { info: () => {}, warn: () => {} },
+      registry: new Registry(),
+    });
+    const libraryStart = performance.now();
+    library.start();
+    await until('library initial sync', () => library!.status().ready);
+    const librarySyncS = (performance.now() - libraryStart) / 1000;
+    progress(`library alone (counting sink): initial sync of ${N} in ${librarySyncS.toFixed(1)} s`);
+
     // c2 shrinks to RESYNC_KEYS endpoints, live.
     const shrinkStart = performance.now();
     const gone = Array.from({ length: N - RESYNC_KEYS }, (_, i) => RESYNC_KEYS + i);
@@ -202,17 +217,6 @@ async function main(): Promise<void> {
     const memShrunk = await sampleMemory(agentPid, status, 3);
     const gcShrunk = await gc();
     progress(`shrunk to ${RESYNC_KEYS} in ${shrinkS.toFixed(1)} s: ${JSON.stringify(memShrunk)}`);
-
-    const sink = countingSink();
-    library = new RemoteCluster({
-      bundle: await etcd.bundle(),
-      mesh: new MeshTable({ name: 'c1', id: 1 }),
-      sink,
-      log: { info: () => {}, warn: () => {} },
-      registry: new Registry(),
-    });
-    library.start();
-    await until('library initial sync', () => library!.status().ready);
 
     let live = Array.from({ length: RESYNC_KEYS }, (_, k) => k);
     let free = [...gone];
@@ -309,6 +313,7 @@ async function main(): Promise<void> {
       resyncKeys: RESYNC_KEYS,
       churn: CHURN,
       relists,
+      librarySyncS,
       syncS,
       loadS,
       shrinkS,
