@@ -52,7 +52,7 @@ export async function txBytes(ns: string, dev: string): Promise<number> {
 }
 
 export async function iperf(o: IperfRun): Promise<Sample> {
-  // the kernel caches per-destination TCP metrics (ssthresh, RTT): without this flush a run
+  // the kernel caches per-destination TCP metrics (RTT): without this flush a run
   // would start from what the previous condition, over another path, left behind
   for (const ns of o.flush) await mustRun(['ip', '-n', ns, 'tcp_metrics', 'flush', 'all']);
   const srv = new NsProcess(o.serverNetns, ['iperf3', '-s', '-1', '-p', '5201']);
