@@ -8,15 +8,17 @@ import { tunnelMtu, tunnelRoutes } from './routes.ts';
 import {
   activateSlot,
   awaitHandshakes,
-  awaitOldIdle,
+  awaitPeersMoved,
   createNextDevice,
   discardOtherSlot,
   keyPath,
+  markNewDevice,
   openNextDevice,
   otherSlot,
   readRotationState,
   retireDevice,
   switchRoutes,
+  type NewDeviceMark,
   type NextDevice,
   type RotationState,
 } from './rotation.ts';
@@ -45,9 +47,12 @@ export interface RotationOptions {
   handshakeTimeoutMs?: number;
   /** publish the new key as the node's main key; peers then move its allowed IPs to it */
   afterSwitch?: () => Promise<void>;
-  /** the old device goes once no peer sent to it for this long (default 2 s) */
+  /** the old device goes once every peer moved to the new one and then sent nothing to the old
+   * one for this long (default 2 s) */
   quietMs?: number;
-  /** give up waiting for that after this long (default 30 s); the old key keeps serving */
+  /** give up waiting for that after this long (default 40 s, above the peers' 25 s keepalive,
+   * which is how an idle peer that moved shows itself after an agent restart); the old key
+   * keeps serving */
   retireTimeoutMs?: number;
 }
 
@@ -64,6 +69,8 @@ export class WireguardAgent {
   private next: NextDevice | undefined;
   /** the previous device after a rotation's switch, until no peer uses it */
   private retiring: Device | undefined;
+  /** what peers had sent to the new device before the switch (see `awaitPeersMoved`) */
+  private retireMark: NewDeviceMark | undefined;
   private nextReconciler: PeerReconciler | undefined;
   /** what `start` found of a rotation left by the previous agent (for the daemon's log) */
   resumed: ResumedRotation | undefined;
@@ -213,6 +220,7 @@ export class WireguardAgent {
     const peers = (await this.device.control.dump()).peers.map((p) => p.publicKey);
     const missing = await awaitHandshakes(next.device, peers, timeoutMs);
     if (missing.length) return { missing, stillOnOld: [] };
+    const mark = await markNewDevice(next.device);
     if (this.o.manageRoutes !== false)
       await switchRoutes(
         this.o.netns,
@@ -224,6 +232,7 @@ export class WireguardAgent {
     // old device, whose key peers still route by) and redoes the switch at once
     await activateSlot(this.o.stateDir, next.device);
     this.retiring = this.device;
+    this.retireMark = mark;
     this.device = next.device;
     this.key = next.key;
     this.reconciler = this.nextReconciler ?? this.reconcilerFor(next.device);
@@ -233,16 +242,25 @@ export class WireguardAgent {
     return { missing: [], stillOnOld };
   }
 
-  /** Rotation step 4: retires the old device once no peer sends to it (all applied the flip).
-   * Returns the peers still sending; call again later (e.g. after a remote cluster reconnects):
-   * the old key keeps serving them meanwhile. */
-  async retireOld(quietMs = 2_000, timeoutMs = 30_000): Promise<string[]> {
+  /** Rotation step 4: retires the old device once every peer was seen on the new one (it
+   * applied the flip) and stopped sending to the old one. Returns the peers not moved yet; call
+   * again later (e.g. after a remote cluster reconnects): the old key keeps serving them. */
+  async retireOld(quietMs = 2_000, timeoutMs = 40_000): Promise<string[]> {
     const old = this.retiring;
     if (!old) return [];
-    const busy = await awaitOldIdle(old, quietMs, timeoutMs);
+    // resumed by a restarted agent: no mark from before the switch, so from now
+    this.retireMark ??= await markNewDevice(this.device);
+    const busy = await awaitPeersMoved({
+      old,
+      next: this.device,
+      mark: this.retireMark,
+      quietMs,
+      timeoutMs,
+    });
     if (busy.length) return busy;
     await retireDevice({ netns: this.o.netns, stateDir: this.o.stateDir, old, next: this.device });
     this.retiring = undefined;
+    this.retireMark = undefined;
     return [];
   }
 

@@ -140,9 +140,10 @@ export class PeerReconciler {
     const changed = [...want.peers.values()]
       .filter((p) => peerDrift(p, have.get(p.publicKey)) !== null)
       .map(({ node: _node, ...spec }) => spec);
-    // Stale peers go first: a moved allowed IP must leave its old peer in the same pass.
-    await this.control.removePeers(stale);
+    // Set first, then remove: setting an allowed IP on a peer moves it off its old one (in one
+    // transaction), so a prefix moving between keys (a peer's rotation flip) is never ownerless.
     await this.control.setPeers(changed);
+    await this.control.removePeers(stale);
     return { changed: changed.length, removed: stale.length };
   }
 

@@ -156,23 +156,53 @@ export async function switchRoutes(netns: string | undefined, routes: TunnelRout
   );
 }
 
-/** Step 4a: waits until no peer sends to the old device any more (its rx counters still for
- * `quietMs`). Returns the peers still sending at the deadline (they have not applied the flip). */
-export async function awaitOldIdle(old: Device, quietMs: number, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  const rx = async () =>
-    new Map((await old.control.dump()).peers.map((p) => [p.publicKey, p.rxBytes]));
-  let last = await rx();
-  const changedAt = new Map<string, number>([...last.keys()].map((k) => [k, Date.now()]));
+/** What each peer has sent to the new device so far: rx bytes and the handshake they belong to. */
+export type NewDeviceMark = Map<string, { rx: number; handshake: number }>;
+
+export async function markNewDevice(next: Device): Promise<NewDeviceMark> {
+  const peers = (await next.control.dump()).peers;
+  return new Map(peers.map((p) => [p.publicKey, { rx: p.rxBytes, handshake: p.latestHandshake }]));
+}
+
+/** Step 4a: waits until every peer of the old device has moved to the new one, and then sent
+ * nothing to the old one for `quietMs`. A peer has moved once the new device received from it
+ * more than a handshake since `mark` (taken before the switch): before it applies the flip it
+ * holds the new key without allowed IPs or keepalive, so it only answers handshakes there;
+ * applying the flip turns its keepalive on, which sends one at once (kernel and wireguard-go),
+ * and its traffic follows. A quiet old device alone proves nothing: an idle peer that missed the
+ * flip sends it a keepalive only every PEER_KEEPALIVE_S. Returns the peers not moved at the
+ * deadline (the old device must stay for them). */
+export async function awaitPeersMoved(o: {
+  old: Device;
+  next: Device;
+  mark: NewDeviceMark;
+  quietMs: number;
+  timeoutMs: number;
+}): Promise<string[]> {
+  const deadline = Date.now() + o.timeoutMs;
+  const mark = new Map(o.mark);
+  const moved = new Set<string>();
+  const oldRx = new Map<string, { rx: number; at: number }>();
   for (;;) {
+    const [old, next] = await Promise.all([o.old.control.dump(), o.next.control.dump()]);
+    const onNext = new Map(next.peers.map((p) => [p.publicKey, p]));
     const now = Date.now();
-    const busy = [...changedAt].filter(([, at]) => now - at < quietMs).map(([k]) => k);
-    if (!busy.length || now >= deadline) return busy;
+    const waiting: string[] = [];
+    for (const p of old.peers) {
+      const cur = onNext.get(p.publicKey);
+      if (!p.allowedIPs.length || !cur) continue; // a handshake-only key, or the node is gone
+      const seen = oldRx.get(p.publicKey);
+      if (!seen || seen.rx !== p.rxBytes) oldRx.set(p.publicKey, { rx: p.rxBytes, at: now });
+      const base = mark.get(p.publicKey) ?? { rx: 0, handshake: 0 };
+      // a new handshake may be ours (rekey) answered by a peer that has not moved: look again
+      if (cur.latestHandshake !== base.handshake)
+        mark.set(p.publicKey, { rx: cur.rxBytes, handshake: cur.latestHandshake });
+      else if (cur.rxBytes > base.rx) moved.add(p.publicKey);
+      const quiet = now - (oldRx.get(p.publicKey)?.at ?? now) >= o.quietMs;
+      if (!moved.has(p.publicKey) || !quiet) waiting.push(p.publicKey);
+    }
+    if (!waiting.length || now >= deadline) return waiting;
     await sleep(100);
-    const cur = await rx();
-    for (const [k, v] of cur) if (v !== last.get(k)) changedAt.set(k, Date.now());
-    for (const k of changedAt.keys()) if (!cur.has(k)) changedAt.delete(k); // peer gone: idle
-    last = cur;
   }
 }
 

@@ -3,6 +3,7 @@
 // a 100 MB transfer, duplicate keys, peer removal under strict mode, rotation under a stream.
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mustRun } from '../routing/command.ts';
 import { ipBatch } from '../../integration/lab/netns.ts';
@@ -405,6 +406,67 @@ test.serial(
     t.log(`longest delivery gap while node 1 missed the flip: ${res?.maxGapMs} ms`);
     t.deepEqual(
       (await agentOf(a).status()).peers.map((p) => p.publicKey),
+      [nextKey],
+    );
+  },
+);
+
+test.serial(
+  'a peer that applies the flip late loses nothing it sends: the old key waits until it moved',
+  async (t) => {
+    const [a, b] = topo.nodes;
+    const ra = agentOf(a);
+    const oldKey = ra.publicKey;
+    const oldDev = ra.activeDevice;
+    const nextKey = await ra.beginRotation();
+    const nextDev = ra.nextDevice!;
+    await agentOf(b).update({
+      ...wgNodeOf(a, oldKey),
+      port: oldDev.port,
+      nextPublicKey: nextKey,
+      nextPort: nextDev.port,
+    });
+    let late: Promise<{ sent: number; received: unknown; oldAtFlip: boolean }> | undefined;
+    // node 2 reads the flip 4 s after the switch (twice quietMs): idle until 2.5 s, then it
+    // sends to node 1's pod across its flip, first to the old key, then to the new one
+    const lateFlip = async () => {
+      const switched = Date.now();
+      const sink = new NsProcess(a.podNetns, ['node', FLOW, 'udpsink', '7012', '10']);
+      t.teardown(() => sink.stop());
+      await sink.waitFor((o) => o.includes('listening'));
+      await sleep(Math.max(0, switched + 2_500 - Date.now()));
+      const send = new NsProcess(b.podNetns, ['node', FLOW, 'udp', a.podIP, '7012', 'late', '200']);
+      t.teardown(() => send.stop());
+      await sleep(Math.max(0, switched + 4_000 - Date.now()));
+      const links = await mustRun(['ip', '-n', a.ns, '-br', 'link']);
+      await agentOf(b).update({ ...wgNodeOf(a, nextKey), port: nextDev.port });
+      await send.exited;
+      await sink.exited;
+      return {
+        sent: 200,
+        received: sink.lines().find((l) => 'received' in l),
+        oldAtFlip: links.includes(oldDev.ifname),
+      };
+    };
+    const { missing, stillOnOld } = await ra.completeRotation({
+      handshakeTimeoutMs: 12_000,
+      retireTimeoutMs: 20_000,
+      afterSwitch: async () => {
+        late = lateFlip();
+      },
+    });
+    if (ra.activeDevice.pid) pids.add(ra.activeDevice.pid);
+    t.deepEqual(missing, []);
+    t.deepEqual(stillOnOld, [], 'retired once node 2 moved');
+    const r = await late!;
+    t.true(r.oldAtFlip, 'the old device was still there when node 2 read the flip');
+    t.deepEqual(r.received, { received: 200, distinct: 200 }, 'no datagram from node 2 lost');
+    t.false(
+      (await mustRun(['ip', '-n', a.ns, '-br', 'link'])).includes(oldDev.ifname),
+      'old device retired',
+    );
+    t.deepEqual(
+      (await agentOf(b).status()).peers.map((p) => p.publicKey),
       [nextKey],
     );
   },

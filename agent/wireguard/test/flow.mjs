@@ -2,7 +2,8 @@
 //   sink PORT SECONDS        one TCP connection: prints {bytes, sha256, maxGapMs, error}
 //   send HOST PORT FILE      sends a file over TCP
 //   stream HOST PORT SECONDS a 64 KiB/s stream of 1 KiB writes every 15 ms; exit 1 on a reset
-//   udp HOST PORT MARKER N   N UDP datagrams carrying MARKER
+//   udp HOST PORT MARKER N   N UDP datagrams carrying MARKER (one every 10 ms)
+//   udpsink PORT SECONDS     counts datagrams: prints {received, distinct}
 // Every mode is bounded in time.
 import net from 'node:net';
 import dgram from 'node:dgram';
@@ -79,6 +80,20 @@ if (mode === 'sink') {
       setTimeout(() => s.close(), 50);
     }
   }, 10);
+} else if (mode === 'udpsink') {
+  const [port, seconds] = a.map(Number);
+  const s = dgram.createSocket('udp4');
+  const seen = new Set();
+  let received = 0;
+  s.on('message', (m) => {
+    received++;
+    seen.add(m.toString());
+  });
+  s.bind(port, () => out({ listening: port }));
+  setTimeout(() => {
+    out({ received, distinct: seen.size });
+    s.close();
+  }, seconds * 1000);
 } else {
   console.error('unknown mode ' + mode);
   process.exit(64);
