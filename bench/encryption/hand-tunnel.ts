@@ -43,6 +43,8 @@ export interface HandTunnelOptions {
   detached: boolean;
   /** in a private mount namespace with /run/wireguard bind-mounted, as device.ts starts it */
   unshare?: boolean;
+  /** extra environment of the daemons (e.g. GOMAXPROCS) */
+  env?: Record<string, string>;
   mtu: number;
 }
 
@@ -114,6 +116,7 @@ function spawnDaemon(t: HandSite, n: HandNode, ifname: string, o: HandTunnelOpti
   const child = spawn('nsenter', [`--net=${n.netns}`, '--', ...daemon], {
     detached: o.detached,
     stdio: ['ignore', log, log],
+    env: { ...process.env, ...o.env },
   });
   closeSync(log);
   child.unref();

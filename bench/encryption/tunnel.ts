@@ -31,7 +31,7 @@ const seconds = Math.min(Number(process.argv[2] ?? 3), 30);
 const repeats = Math.min(Number(process.argv[3] ?? 9), 25);
 const POD_MTU = 1420;
 
-type HandPath = 'hand' | 'hand-detached' | 'hand-asagent';
+type HandPath = 'hand' | 'hand-detached' | 'hand-asagent' | 'hand-gomaxprocs1';
 type Path = 'mesh' | HandPath | 'plain';
 interface Condition {
   path: Path;
@@ -52,6 +52,8 @@ const CONDITIONS: Record<string, Condition> = {
   hand: { path: 'hand', strict: false, keepalive: false },
   // hand-made, started exactly as device.ts starts the mesh's (own session, private mounts)
   'hand-asagent': { path: 'hand-asagent', strict: false, keepalive: false },
+  // hand-made (detached), the Go runtime on one thread (GOMAXPROCS=1) instead of one per core
+  'hand-gomaxprocs1': { path: 'hand-gomaxprocs1', strict: false, keepalive: false },
   // hand-made (detached) with the mesh's strict filter on the underlays
   'hand-strict': { path: 'hand-detached', strict: true, keepalive: false },
   // hand-made (detached) with the mesh's keepalive
@@ -165,6 +167,11 @@ async function main(): Promise<void> {
         pids: agents.map((a) => a.activeDevice.pid ?? 0),
         peerKeys: agents.map((_, i) => agents[1 - i]!.publicKey),
       },
+      'hand-gomaxprocs1': await startHandTunnel(
+        t,
+        { tag: 'g', port: 51893, detached: true, env: { GOMAXPROCS: '1' }, mtu: POD_MTU },
+        handPids,
+      ),
       'hand-asagent': await startHandTunnel(
         t,
         { tag: 'u', port: 51892, detached: true, unshare: true, mtu: POD_MTU },
