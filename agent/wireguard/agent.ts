@@ -4,7 +4,7 @@
 import { adoptDevice, destroyDevice, ensureDevice, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PeerReconciler } from './peers.ts';
-import { tunnelMtu, tunnelRoutes } from './routes.ts';
+import { ownedRoutes, tunnelMtu, tunnelRoutes, type TunnelRoute } from './routes.ts';
 import {
   activateSlot,
   awaitHandshakes,
@@ -17,7 +17,6 @@ import {
   otherSlot,
   readRotationState,
   retireDevice,
-  switchRoutes,
   type NewDeviceMark,
   type NextDevice,
   type RotationState,
@@ -72,6 +71,9 @@ export class WireguardAgent {
   /** what peers had sent to the new device before the switch (see `awaitPeersMoved`) */
   private retireMark: NewDeviceMark | undefined;
   private nextReconciler: PeerReconciler | undefined;
+  /** prefixes still routed through the old device during a rotation (their peer has not been
+   * seen on the new key); a restarted agent reads them back from the kernel's routes */
+  private onOld = new Set<string>();
   /** what `start` found of a rotation left by the previous agent (for the daemon's log) */
   resumed: ResumedRotation | undefined;
   private reconciler: PeerReconciler;
@@ -221,12 +223,13 @@ export class WireguardAgent {
     const missing = await awaitHandshakes(next.device, peers, timeoutMs);
     if (missing.length) return { missing, stillOnOld: [] };
     const mark = await markNewDevice(next.device);
-    if (this.o.manageRoutes !== false)
-      await switchRoutes(
-        this.o.netns,
-        tunnelRoutes(this.o.nodeName, this.reconciler.table(), next.device.ifname),
-        next.device.ifname,
-      );
+    // routes stay on the old device, peer by peer, until each peer shows up on the new key; the
+    // mirror copies them into the new device meanwhile, so the peer's flip loses nothing
+    const oldPeers = (await this.device.control.dump()).peers.filter((p) => p.allowedIPs.length);
+    const table = tunnelRoutes(this.o.nodeName, this.reconciler.table(), this.device.ifname);
+    const watched = new Set(oldPeers.flatMap((p) => p.allowedIPs));
+    this.onOld = new Set(table.map((r) => r.dst).filter((d) => watched.has(d)));
+    await this.steering.mirror(this.device.ifname, next.device.ifname, [...this.onOld]);
     await o.afterSwitch?.();
     // recorded once the flip is out: a crash before this resumes at step 1 (routes back on the
     // old device, whose key peers still route by) and redoes the switch at once
@@ -256,12 +259,31 @@ export class WireguardAgent {
       mark: this.retireMark,
       quietMs,
       timeoutMs,
+      onMoved: (peer) => this.moveToNew(peer.allowedIPs),
     });
     if (busy.length) return busy;
+    // what no watched peer owned (a node without a key, a node removed meanwhile) goes too
+    await this.moveToNew([...this.onOld]);
     await retireDevice({ netns: this.o.netns, stateDir: this.o.stateDir, old, next: this.device });
     this.retiring = undefined;
     this.retireMark = undefined;
     return [];
+  }
+
+  /** Prefixes of a peer seen on the new key: routed to the new device (atomically, `replace`),
+   * then no longer mirrored (a window of duplicates, never one without a path). */
+  private async moveToNew(prefixes: string[]): Promise<void> {
+    const old = this.retiring;
+    const moving = prefixes.filter((d) => this.onOld.has(d));
+    if (!old || !moving.length) return;
+    await this.steering.reroute(moving.map((dst) => ({ dst, dev: this.device.ifname })));
+    for (const d of moving) this.onOld.delete(d);
+    await this.steering.mirror(old.ifname, this.device.ifname, [...this.onOld]);
+  }
+
+  /** Where a route goes: the old device while its peer has not moved (see `onOld`). */
+  private routeOf(r: TunnelRoute): TunnelRoute {
+    return this.retiring && this.onOld.has(r.dst) ? { ...r, dev: this.retiring.ifname } : r;
   }
 
   async status(nowS = Date.now() / 1000): Promise<WireguardStatus> {
@@ -324,8 +346,13 @@ export class WireguardAgent {
       return;
     }
     const old = await adoptDevice({ ...at, slot: other });
-    if (old) this.retiring = old;
-    else if (state.retiring) await discardOtherSlot({ ...at, active: state.active });
+    if (old) {
+      this.retiring = old;
+      // the split between the devices is read back from the kernel: it cannot drift
+      if (this.o.manageRoutes !== false)
+        this.onOld = new Set(await ownedRoutes(this.o.netns, old.ifname));
+      await this.steering.mirror(old.ifname, this.device.ifname, [...this.onOld]);
+    } else if (state.retiring) await discardOtherSlot({ ...at, active: state.active });
     if (old || state.retiring)
       this.resumed = { step: old ? 'retiring' : 'discarded', device: other.ifname };
   }
@@ -356,7 +383,7 @@ export class WireguardAgent {
   private async afterTableChange(): Promise<void> {
     const table = this.reconciler.table();
     await this.steering.apply(
-      tunnelRoutes(this.o.nodeName, table, this.device.ifname),
+      tunnelRoutes(this.o.nodeName, table, this.device.ifname).map((r) => this.routeOf(r)),
       this.o.strict?.localPodCIDRs ?? [],
       table.flatMap((n) => n.podCIDRs),
       this.fullTable,

@@ -6,7 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { destroyDevice, ensureDevice, wgRunDir, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PEER_KEEPALIVE_S } from './peers.ts';
-import { applyTunnelRoutes, type TunnelRoute } from './routes.ts';
 import { WG_PRIMARY, WG_SECONDARY, WireguardError, type DeviceSlot } from './types.ts';
 
 export const keyPath = (stateDir: string, ifname: string): string =>
@@ -148,14 +147,6 @@ export async function awaitHandshakes(device: Device, peerKeys: string[], timeou
   }
 }
 
-/** Step 3: moves the routes to `dev` (atomic per prefix: `ip route replace`). */
-export async function switchRoutes(netns: string | undefined, routes: TunnelRoute[], dev: string) {
-  await applyTunnelRoutes(
-    netns,
-    routes.map((r) => ({ dst: r.dst, dev })),
-  );
-}
-
 /** What each peer has sent to the new device so far: rx bytes and the handshake they belong to. */
 export type NewDeviceMark = Map<string, { rx: number; handshake: number }>;
 
@@ -178,6 +169,8 @@ export async function awaitPeersMoved(o: {
   mark: NewDeviceMark;
   quietMs: number;
   timeoutMs: number;
+  /** called once per peer as soon as it is seen on the new device (its allowed IPs on the old) */
+  onMoved?: (peer: { publicKey: string; allowedIPs: string[] }) => Promise<void>;
 }): Promise<string[]> {
   const deadline = Date.now() + o.timeoutMs;
   const mark = new Map(o.mark);
@@ -197,7 +190,10 @@ export async function awaitPeersMoved(o: {
       // a new handshake may be ours (rekey) answered by a peer that has not moved: look again
       if (cur.latestHandshake !== base.handshake)
         mark.set(p.publicKey, { rx: cur.rxBytes, handshake: cur.latestHandshake });
-      else if (cur.rxBytes > base.rx) moved.add(p.publicKey);
+      else if (cur.rxBytes > base.rx && !moved.has(p.publicKey)) {
+        moved.add(p.publicKey);
+        await o.onMoved?.(p);
+      }
       const quiet = now - (oldRx.get(p.publicKey)?.at ?? now) >= o.quietMs;
       if (!moved.has(p.publicKey) || !quiet) waiting.push(p.publicKey);
     }

@@ -44,9 +44,13 @@ export async function applyTunnelRoutes(
   if (lines.length) await mustRun([...ipIn(netns, ['-batch', '-'])], lines.join('\n') + '\n');
 }
 
-export async function ownedRoutes(netns: string | undefined): Promise<string[]> {
+/** Our routes (proto 188), all of them or those through `dev`. */
+export async function ownedRoutes(netns: string | undefined, dev?: string): Promise<string[]> {
   const r = await runCommand(
-    ipIn(netns, ['-json', 'route', 'show', 'proto', String(WG_ROUTE_PROTO)]),
+    ipIn(netns, [
+      ...['-json', 'route', 'show', 'proto', String(WG_ROUTE_PROTO)],
+      ...(dev ? ['dev', dev] : []),
+    ]),
   );
   if (r.code !== 0 || !r.stdout.trim()) return [];
   return (JSON.parse(r.stdout) as Array<{ dst: string }>).map((x) =>

@@ -36,14 +36,18 @@ export interface Topology {
   dir: string;
   pinRoots: string[];
   underlay: string;
-  nodes: [TestNode, TestNode];
+  nodes: [TestNode, TestNode, ...TestNode[]];
 }
 
 export function uniquePrefix(tag: string): string {
   return `${tag}${randomBytes(3).toString('hex')}`;
 }
 
-export async function buildTopology(prefix: string, podMtu = 1420): Promise<Topology> {
+export async function buildTopology(
+  prefix: string,
+  podMtu = 1420,
+  nodeCount = 2,
+): Promise<Topology> {
   const dir = `/tmp/${prefix}`;
   const underlay = `${prefix}-ul`;
   const topo: Topology = {
@@ -51,7 +55,11 @@ export async function buildTopology(prefix: string, podMtu = 1420): Promise<Topo
     dir,
     pinRoots: [],
     underlay,
-    nodes: [node(prefix, 1), node(prefix, 2)],
+    nodes: [
+      node(prefix, 1),
+      node(prefix, 2),
+      ...Array.from({ length: nodeCount - 2 }, (_, i) => node(prefix, i + 3)),
+    ],
   };
   await mkdir(dir, { recursive: true });
   await addNetns(underlay);
