@@ -4,7 +4,7 @@
 import { adoptDevice, destroyDevice, ensureDevice, type Device } from './device.ts';
 import { loadOrCreateKey, type WgKeyPair } from './keys.ts';
 import { PeerReconciler } from './peers.ts';
-import { ownedRoutes, tunnelMtu, tunnelRoutes, type TunnelRoute } from './routes.ts';
+import { tunnelMtu, tunnelRoutes, type TunnelRoute } from './routes.ts';
 import {
   activateSlot,
   awaitHandshakes,
@@ -260,6 +260,7 @@ export class WireguardAgent {
       quietMs,
       timeoutMs,
       onMoved: (peer) => this.moveToNew(peer.allowedIPs),
+      moved: await this.movedByRoutes(old),
     });
     if (busy.length) return busy;
     // what no watched peer owned (a node without a key, a node removed meanwhile) goes too
@@ -279,6 +280,16 @@ export class WireguardAgent {
     await this.steering.reroute(moving.map((dst) => ({ dst, dev: this.device.ifname })));
     for (const d of moving) this.onOld.delete(d);
     await this.steering.mirror(old.ifname, this.device.ifname, [...this.onOld]);
+  }
+
+  /** Peers whose every prefix is routed through the new device: their move was seen (by this
+   * agent or the previous one, the kernel keeps the split), no need to see it again. */
+  private async movedByRoutes(old: Device): Promise<string[]> {
+    const onNew = new Set(await this.steering.routedVia(this.device.ifname));
+    const peers = (await old.control.dump()).peers;
+    return peers
+      .filter((p) => p.allowedIPs.length && p.allowedIPs.every((d) => onNew.has(d)))
+      .map((p) => p.publicKey);
   }
 
   /** Where a route goes: the old device while its peer has not moved (see `onOld`). */
@@ -349,8 +360,7 @@ export class WireguardAgent {
     if (old) {
       this.retiring = old;
       // the split between the devices is read back from the kernel: it cannot drift
-      if (this.o.manageRoutes !== false)
-        this.onOld = new Set(await ownedRoutes(this.o.netns, old.ifname));
+      this.onOld = new Set(await this.steering.routedVia(old.ifname));
       await this.steering.mirror(old.ifname, this.device.ifname, [...this.onOld]);
     } else if (state.retiring) await discardOtherSlot({ ...at, active: state.active });
     if (old || state.retiring)

@@ -171,10 +171,12 @@ export async function awaitPeersMoved(o: {
   timeoutMs: number;
   /** called once per peer as soon as it is seen on the new device (its allowed IPs on the old) */
   onMoved?: (peer: { publicKey: string; allowedIPs: string[] }) => Promise<void>;
+  /** peers known to have moved already (seen by an earlier call or a previous agent) */
+  moved?: string[];
 }): Promise<string[]> {
   const deadline = Date.now() + o.timeoutMs;
   const mark = new Map(o.mark);
-  const moved = new Set<string>();
+  const moved = new Set<string>(o.moved);
   const oldRx = new Map<string, { rx: number; at: number }>();
   for (;;) {
     const [old, next] = await Promise.all([o.old.control.dump(), o.next.control.dump()]);

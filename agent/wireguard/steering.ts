@@ -2,7 +2,7 @@
 // `prune: false` (before the first full table) only adds: a restarting agent whose mesh sync is
 // slow must not withdraw the routes and strict ranges of remote nodes it has not heard of yet.
 import { setMirror } from './mirror.ts';
-import { applyTunnelRoutes, type TunnelRoute } from './routes.ts';
+import { applyTunnelRoutes, ownedRoutes, type TunnelRoute } from './routes.ts';
 import type { StrictFilter } from './strict.ts';
 
 export interface Steering {
@@ -16,6 +16,8 @@ export interface Steering {
   reroute(routes: TunnelRoute[]): Promise<void>;
   /** packets to `prefixes` leaving `from` are copied into `to` too (exactly these prefixes) */
   mirror(from: string, to: string, prefixes: string[]): Promise<void>;
+  /** our routes through `dev` as installed (none when routes are not managed) */
+  routedVia(dev: string): Promise<string[]>;
 }
 
 /** The node's kernel: routes (proto 188) in its namespace, ranges in the strict filter's map. */
@@ -37,6 +39,9 @@ export function kernelSteering(o: {
     async mirror(from, to, prefixes) {
       if (o.manageRoutes) await setMirror(o.netns, from, to, prefixes);
     },
+    async routedVia(dev) {
+      return o.manageRoutes ? ownedRoutes(o.netns, dev) : [];
+    },
   };
 }
 
@@ -54,6 +59,10 @@ export class FakeSteering implements Steering {
 
   async mirror(from: string, _to: string, prefixes: string[]) {
     this.mirrors.set(from, [...prefixes].sort());
+  }
+
+  async routedVia(dev: string) {
+    return [...this.routes].filter(([, d]) => d === dev).map(([dst]) => dst);
   }
 
   async apply(routes: TunnelRoute[], _local: string[], mesh: string[], prune: boolean) {
