@@ -87,3 +87,23 @@ test('handshake-only keys and nodes gone from the new device are not waited for'
   bump(newWg, Y, { rx: 32 });
   t.deepEqual(await awaitPeersMoved({ old, next, mark, quietMs: 50, timeoutMs: 5_000 }), []);
 });
+
+test('onMoved is called once per peer, with its allowed IPs, as soon as it is seen', async (t) => {
+  const { newWg, old, next, mark } = await rotated();
+  const calls: Array<[string, string[]]> = [];
+  const onMoved = async (p: { publicKey: string; allowedIPs: string[] }) => {
+    calls.push([p.publicKey, p.allowedIPs]);
+  };
+  bump(newWg, Z, { rx: 32 });
+  t.deepEqual(await awaitPeersMoved({ old, next, mark, quietMs: 50, timeoutMs: 400, onMoved }), [
+    Y,
+  ]);
+  t.deepEqual(calls, [[Z, ['10.1.3.0/24']]], 'only Z moved, reported once over many samples');
+});
+
+test('peers already known to have moved (routes on the new device) need no new sign', async (t) => {
+  const { old, next, mark } = await rotated();
+  t.deepEqual(await awaitPeersMoved({ old, next, mark, quietMs: 50, timeoutMs: 400, moved: [Y] }), [
+    Z,
+  ]);
+});
