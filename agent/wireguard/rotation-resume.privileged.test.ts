@@ -7,62 +7,29 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mustRun } from '../routing/command.ts';
-import { WireguardAgent, type WireguardAgentOptions } from './agent.ts';
 import { wgRunDir } from './device.ts';
 import { readRotationState } from './rotation.ts';
 import { WG_PRIMARY, WG_SECONDARY, type WgNode } from './types.ts';
 import {
   FLOW,
   NsProcess,
-  buildTopology,
   leftovers,
-  teardownTopology,
   uniquePrefix,
   wgNodeOf,
   type TestNode,
   type Topology,
 } from './test/topology.ts';
+import { AgentFleet } from './test/fleet.ts';
 
 const prefix = uniquePrefix('h22rr');
 const CRASH = new URL('./test/rotation-crash.ts', import.meta.url).pathname;
+const fleet = new AgentFleet();
 let topo: Topology;
-const agents = new Map<string, WireguardAgent>();
-/** every wireguard-go PID seen, checked at the end */
-const pids = new Set<number>();
-
-const optsOf = (n: TestNode): WireguardAgentOptions => ({
-  nodeName: n.name,
-  netns: n.netns,
-  stateDir: n.stateDir,
-  resyncMs: 0,
-  mode: 'wireguard-go',
-  strict: {
-    pinRoot: topo.pinRoots[n.index - 1] ?? '',
-    underlayIf: 'eth0',
-    localPodCIDRs: [n.podCIDR],
-  },
-});
-
-const agentOf = (n: TestNode): WireguardAgent => {
-  const a = agents.get(n.name);
-  if (!a) throw new Error(`no agent for ${n.name}`);
-  return a;
-};
-
-function track(a: WireguardAgent): WireguardAgent {
-  for (const d of [a.activeDevice, a.nextDevice, a.retiringDevice]) if (d?.pid) pids.add(d.pid);
-  return a;
-}
-
-async function startAgent(n: TestNode): Promise<WireguardAgent> {
-  const a = track(await WireguardAgent.start(optsOf(n)));
-  agents.set(n.name, a);
-  return a;
-}
+const agentOf = (n: TestNode) => fleet.of(n);
 
 /** A node's row as its published state says: main key and port of its active device. */
 function rowOf(n: TestNode): WgNode {
-  const a = agents.get(n.name);
+  const a = fleet.agents.get(n.name);
   return { ...wgNodeOf(n, a?.publicKey), ...(a && { port: a.activeDevice.port }) };
 }
 
@@ -95,7 +62,7 @@ async function underStream(t: ExecutionContext, port: number, during: () => Prom
 
 /** Runs the crashing agent for node `n` and returns its step lines as they come. */
 function crashingAgent(n: TestNode, crashAt: 'begin' | 'switch'): NsProcess {
-  const arg = JSON.stringify({ options: optsOf(n), nodes: table(), crashAt });
+  const arg = JSON.stringify({ options: fleet.options(n), nodes: table(), crashAt });
   return new NsProcess('/proc/self/ns/net', ['node', '--import', 'tsx', CRASH, arg]);
 }
 
@@ -128,24 +95,20 @@ async function assertSettled(t: ExecutionContext, n: TestNode, peer: TestNode, o
   const peerKeys = (await agentOf(peer).status()).peers.map((p) => p.publicKey);
   t.deepEqual(peerKeys, [a.publicKey], 'the peer holds the new key only');
   t.false(peerKeys.includes(oldKey));
-  const alive = [...pids].filter((pid) => existsSync(`/proc/${pid}`));
+  const alive = [...fleet.pids].filter((pid) => existsSync(`/proc/${pid}`));
   const wanted = topo.nodes.map((x) => agentOf(x).activeDevice.pid);
   t.deepEqual(alive.sort(), wanted.sort(), 'exactly one wireguard-go per node runs');
 }
 
 test.before(async () => {
-  topo = await buildTopology(prefix);
-  for (const n of topo.nodes) await startAgent(n);
-  for (const a of agents.values()) await a.setPeers(table());
+  topo = await fleet.build(prefix);
+  for (const n of topo.nodes) await fleet.start(n);
+  for (const a of fleet.agents.values()) await a.setPeers(table());
   const [a, b] = topo.nodes;
   await mustRun(['nsenter', `--net=${a.podNetns}`, 'ping', '-c', '2', '-W', '2', b.podIP]);
 });
 
-test.after.always(async () => {
-  for (const a of agents.values()) await a.destroy().catch(() => {});
-  for (const pid of pids) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
-  if (topo) await teardownTopology(topo).catch(() => {});
-});
+test.after.always(() => fleet.destroy());
 
 test.serial(
   'agent killed right after beginRotation: the next one adopts the next device and key and completes',
@@ -158,10 +121,10 @@ test.serial(
       t.not(await child.exited, 0, 'the agent died by SIGKILL');
       const begun = stepOf(child, 'begun');
       const nextPid = Number(begun.nextPid);
-      pids.add(nextPid);
+      fleet.pids.add(nextPid);
       t.true(existsSync(`/proc/${nextPid}`), 'the next wireguard-go outlived its agent');
       t.deepEqual((await readRotationState(a.stateDir)).next?.ifname, WG_SECONDARY.ifname);
-      const next = await startAgent(a);
+      const next = await fleet.start(a);
       t.is(next.publicKey, oldKey, 'still serving the old key');
       t.is(next.nextPublicKey, String(begun.nextKey), 'the persisted next key was adopted');
       t.is(next.nextDevice?.pid, nextPid);
@@ -198,7 +161,7 @@ test.serial(
       t.teardown(() => child.stop('SIGKILL'));
       await child.waitFor((o) => o.includes('"begun"'), 60_000);
       const begun = stepOf(child, 'begun');
-      pids.add(Number(begun.nextPid));
+      fleet.pids.add(Number(begun.nextPid));
       const newKey = String(begun.nextKey);
       await agentOf(b).update({ ...rowOf(a), nextPublicKey: newKey });
       await child.waitFor((o) => o.includes('"switched"'), 60_000);
@@ -210,7 +173,7 @@ test.serial(
       t.false(child.output.includes('"retired"'), 'killed before retiring');
       t.is((await readRotationState(a.stateDir)).retiring?.port, Number(begun.port));
       t.true(existsSync(`/proc/${oldPid}`), 'the old wireguard-go outlived its agent');
-      const next = await startAgent(a);
+      const next = await fleet.start(a);
       t.is(next.publicKey, newKey);
       t.is(next.activeDevice.pid, Number(begun.nextPid));
       t.is(next.retiringDevice?.pid, oldPid, 'the old device was adopted as retiring');
@@ -236,7 +199,7 @@ test.serial('a next key torn by a crash: the rotation is abandoned, nothing is l
     JSON.stringify({ ifname: active.ifname, next: other.ifname }),
   );
   await writeFile(`${dir}/${other.ifname}.key`, 'torn', { mode: 0o600 });
-  const next = await startAgent(a);
+  const next = await fleet.start(a);
   t.is(next.nextPublicKey, undefined);
   t.is(next.resumed?.step, 'discarded');
   t.regex(next.resumed?.reason ?? '', /does not hold a base64 WireGuard key/);
@@ -248,13 +211,11 @@ test.serial('a next key torn by a crash: the rotation is abandoned, nothing is l
   // and a rotation starts cleanly from there
   const key = await next.beginRotation();
   t.not(key, r.publicKey);
-  track(next); // the teardown below ends its devices too
+  fleet.track(next); // the teardown below ends its devices too
 });
 
 test.serial('teardown leaves no wireguard-go, namespace or mount', async (t) => {
-  for (const a of agents.values()) await a.destroy();
-  agents.clear();
-  for (const pid of pids) t.false(existsSync(`/proc/${pid}`), `wireguard-go ${pid} still running`);
-  await teardownTopology(topo);
+  t.deepEqual(await fleet.stopAll(), [], 'no wireguard-go still running');
+  await fleet.teardown();
   t.deepEqual(await leftovers(prefix), []);
 });

@@ -3,48 +3,28 @@
 // the new one) until node 3 shows up on the new key, so a datagram stream 1 -> 3 loses nothing.
 // Then the same across an agent restart between one peer's move and the other's.
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mustRun } from '../routing/command.ts';
-import { WireguardAgent, type WireguardAgentOptions } from './agent.ts';
 import { mirroredPrefixes } from './mirror.ts';
 import type { WgNode } from './types.ts';
 import {
   FLOW,
   NsProcess,
-  buildTopology,
-  teardownTopology,
   uniquePrefix,
   wgNodeOf,
   type TestNode,
   type Topology,
 } from './test/topology.ts';
+import { AgentFleet } from './test/fleet.ts';
 
 const prefix = uniquePrefix('h28sp');
+const fleet = new AgentFleet();
 let topo: Topology;
-const agents = new Map<string, WireguardAgent>();
-const pids = new Set<number>();
 /** what each node has read of node 1's record (the flip reaches peers at different times) */
 const seenOf1 = new Map<string, WgNode>();
 
-const optsOf = (n: TestNode): WireguardAgentOptions => ({
-  nodeName: n.name,
-  netns: n.netns,
-  stateDir: n.stateDir,
-  resyncMs: 0,
-  mode: 'wireguard-go',
-  strict: { pinRoot: topo.pinRoots[n.index - 1] ?? '', underlayIf: 'eth0', localPodCIDRs: [] },
-});
-
 const node = (i: number): TestNode => topo.nodes[i - 1]!;
-const agentOf = (n: TestNode): WireguardAgent => agents.get(n.name)!;
-
-async function startAgent(n: TestNode): Promise<WireguardAgent> {
-  const a = await WireguardAgent.start(optsOf(n));
-  agents.set(n.name, a);
-  for (const d of [a.activeDevice, a.retiringDevice]) if (d?.pid) pids.add(d.pid);
-  return a;
-}
+const agentOf = (n: TestNode) => fleet.of(n);
 
 /** The table as node `n` sees it: node 1's row as last delivered to `n`. */
 function tableFor(n: TestNode): WgNode[] {
@@ -98,7 +78,7 @@ async function beginOn1() {
   const oldDev = ra.activeDevice;
   const nextKey = await ra.beginRotation();
   const nextDev = ra.nextDevice!;
-  if (nextDev.pid) pids.add(nextDev.pid);
+  fleet.track(ra);
   const withNext = { ...wgNodeOf(a, oldKey), port: oldDev.port, nextPublicKey: nextKey };
   for (const n of topo.nodes.slice(1)) await deliverOf1(n, { ...withNext, nextPort: nextDev.port });
   const flip = { ...wgNodeOf(a, nextKey), port: nextDev.port };
@@ -106,16 +86,12 @@ async function beginOn1() {
 }
 
 test.before(async () => {
-  topo = await buildTopology(prefix, 1420, 3);
-  for (const n of topo.nodes) await startAgent(n);
+  topo = await fleet.build(prefix, 1420, 3);
+  for (const n of topo.nodes) await fleet.start(n);
   for (const n of topo.nodes) await agentOf(n).setPeers(tableFor(n));
 });
 
-test.after.always(async () => {
-  for (const a of agents.values()) await a.destroy().catch(() => {});
-  for (const pid of pids) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
-  if (topo) await teardownTopology(topo).catch(() => {});
-});
+test.after.always(() => fleet.destroy());
 
 test.serial(
   'a peer that applies the flip 4 s late receives every datagram: its routes wait on the old device',
@@ -175,7 +151,7 @@ test.serial(
     t.deepEqual(res, { missing: [], stillOnOld: [agentOf(c).publicKey] });
     t.log(`completeRotation returned after ${Date.now() - t0} ms`);
     ra.stop();
-    const next = await startAgent(a); // a new agent: nothing of the rotation in memory
+    const next = await fleet.start(a); // a new agent: nothing of the rotation in memory
     t.deepEqual(next.resumed, { step: 'retiring', device: oldDev.ifname });
     t.is(next.activeDevice.ifname, nextDev.ifname);
     await next.setPeers(tableFor(a));

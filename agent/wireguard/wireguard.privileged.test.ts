@@ -7,7 +7,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { mustRun } from '../routing/command.ts';
 import { ipBatch } from '../../integration/lab/netns.ts';
-import { WireguardAgent, type WireguardAgentOptions } from './agent.ts';
 import { WG_PRIMARY, WG_SECONDARY, type WgNode } from './types.ts';
 import { DROP_STRICT_PLAINTEXT } from './strict.ts';
 import { nativeAddon } from '../native/index.ts';
@@ -15,57 +14,27 @@ import { decodeFlowEvent, type FlowEvent } from '../datapath/events.ts';
 import {
   FLOW,
   NsProcess,
-  buildTopology,
   capture,
   countPackets,
   leftovers,
   plainRoutes,
-  teardownTopology,
   uniquePrefix,
   wgNodeOf,
   type TestNode,
   type Topology,
 } from './test/topology.ts';
+import { AgentFleet } from './test/fleet.ts';
 
 const prefix = uniquePrefix('h12wg');
 const AGENT_PROCESS = new URL('./test/agent-process.ts', import.meta.url).pathname;
+const fleet = new AgentFleet();
 let topo: Topology;
-const agents = new Map<string, WireguardAgent>();
-const pids = new Set<number>();
-
-const optsOf = (n: TestNode): WireguardAgentOptions => ({
-  nodeName: n.name,
-  netns: n.netns,
-  stateDir: n.stateDir,
-  resyncMs: 0,
-  mode: 'wireguard-go',
-  strict: {
-    pinRoot: topo.pinRoots[n.index - 1] ?? '',
-    underlayIf: 'eth0',
-    localPodCIDRs: [n.podCIDR],
-  },
-});
-
-async function startAgent(n: TestNode): Promise<WireguardAgent> {
-  const a = await WireguardAgent.start(optsOf(n));
-  agents.set(n.name, a);
-  if (a.activeDevice.pid) pids.add(a.activeDevice.pid);
-  return a;
-}
-
-function table(): WgNode[] {
-  return topo.nodes.map((n) => wgNodeOf(n, agents.get(n.name)?.publicKey));
-}
+const agentOf = (n: TestNode) => fleet.of(n);
+const table = () => fleet.table();
 
 async function syncAll(): Promise<void> {
-  for (const a of agents.values()) await a.setPeers(table());
+  for (const a of fleet.agents.values()) await a.setPeers(table());
 }
-
-const agentOf = (n: TestNode): WireguardAgent => {
-  const a = agents.get(n.name);
-  if (!a) throw new Error(`no agent for ${n.name}`);
-  return a;
-};
 
 /** TCP from pod1 to pod2 carrying `marker`, plus UDP datagrams with it. */
 async function markerTraffic(marker: string): Promise<{ tcpBytes: number }> {
@@ -88,14 +57,10 @@ async function pcapHas(file: string, marker: string): Promise<boolean> {
 }
 
 test.before(async () => {
-  topo = await buildTopology(prefix);
+  topo = await fleet.build(prefix);
 });
 
-test.after.always(async () => {
-  for (const a of agents.values()) await a.destroy().catch(() => {});
-  for (const pid of pids) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
-  if (topo) await teardownTopology(topo).catch(() => {});
-});
+test.after.always(() => fleet.destroy());
 
 test.serial(
   'negative control: without the tunnel the marker crosses the underlay in plaintext',
@@ -110,7 +75,7 @@ test.serial(
 );
 
 test.serial('pod TCP/UDP crosses the underlay only as WireGuard UDP to 51871', async (t) => {
-  for (const n of topo.nodes) await startAgent(n);
+  for (const n of topo.nodes) await fleet.start(n);
   await syncAll();
   const [a, b] = topo.nodes;
   await mustRun(['nsenter', `--net=${a.podNetns}`, 'ping', '-c', '2', '-W', '2', b.podIP]);
@@ -153,8 +118,7 @@ test.serial(
     const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7003', '4']);
     await stream.waitFor((o) => o.includes('connected'));
     old.stop();
-    const next = await WireguardAgent.start(optsOf(a));
-    agents.set(a.name, next);
+    const next = await fleet.start(a);
     await next.setPeers(table());
     t.true(next.activeDevice.adopted);
     t.is(next.activeDevice.pid, pid);
@@ -177,7 +141,7 @@ test.serial(
     await sink.waitFor((o) => o.includes('listening'));
     const stream = new NsProcess(a.podNetns, ['node', FLOW, 'stream', b.podIP, '7008', '4']);
     await stream.waitFor((o) => o.includes('connected'));
-    const arg = JSON.stringify({ options: optsOf(b), nodes: table() });
+    const arg = JSON.stringify({ options: fleet.options(b), nodes: table() });
     const child = new NsProcess('/proc/self/ns/net', [
       'node',
       '--import',
@@ -190,7 +154,7 @@ test.serial(
     t.is(seen?.pid, pid, child.output);
     t.is(seen?.adopted, true);
     t.true(existsSync(`/proc/${pid}`), 'wireguard-go survived its agent');
-    const next = await startAgent(b);
+    const next = await fleet.start(b);
     await next.setPeers(table());
     t.is(next.activeDevice.pid, pid);
     t.is(await stream.exited, 0, stream.output);
@@ -271,7 +235,7 @@ test.serial(
     t.true(drops.length >= 22, `${drops.length} strict events`);
     t.true(drops.every((e) => e.verdict === 'dropped' && e.dropReason === DROP_STRICT_PLAINTEXT));
     t.true(drops.some((e) => e.protocol === 17 && e.dport === 7005));
-    const next = await startAgent(a);
+    const next = await fleet.start(a);
     await next.setPeers(table());
     t.is(await new NsProcess(a.podNetns, ['ping', '-c', '1', '-W', '2', b.podIP]).exited, 0);
     // the restarted agent found the pinned ranges and converges them without rewriting
@@ -337,7 +301,7 @@ test.serial(
     });
     t.deepEqual(missing, []);
     t.deepEqual(stillOnOld, [], 'no peer sends to the old key after the flip');
-    if (ra.activeDevice.pid) pids.add(ra.activeDevice.pid);
+    fleet.track(ra);
     t.is(ra.publicKey, nextKey);
     t.is(await stream.exited, 0, stream.output);
     await sink.exited;
@@ -387,7 +351,7 @@ test.serial(
     });
     t.deepEqual(missing, []);
     t.deepEqual(stillOnOld, [agentOf(a).publicKey]);
-    if (rb.activeDevice.pid) pids.add(rb.activeDevice.pid);
+    fleet.track(rb);
     t.true(
       (await mustRun(['ip', '-n', b.ns, '-br', 'link'])).includes(WG_PRIMARY.ifname),
       'old device kept',
@@ -455,7 +419,7 @@ test.serial(
         late = lateFlip();
       },
     });
-    if (ra.activeDevice.pid) pids.add(ra.activeDevice.pid);
+    fleet.track(ra);
     t.deepEqual(missing, []);
     t.deepEqual(stillOnOld, [], 'retired once node 2 moved');
     const r = await late!;
@@ -473,9 +437,7 @@ test.serial(
 );
 
 test.serial('teardown removes every namespace, mount and wireguard-go process', async (t) => {
-  for (const a of agents.values()) await a.destroy();
-  agents.clear();
-  for (const pid of pids) t.false(existsSync(`/proc/${pid}`), `wireguard-go ${pid} still running`);
-  await teardownTopology(topo);
+  t.deepEqual(await fleet.stopAll(), [], 'no wireguard-go still running');
+  await fleet.teardown();
   t.deepEqual(await leftovers(prefix), []);
 });

@@ -24,7 +24,7 @@ import { ipcacheKey, clusterConfigKey } from '../kvstore/index.ts';
 import { ROOT_USER, setupMeshEtcdAuth } from '../etcd-auth.ts';
 import { MeshEtcdClient } from './mesh-etcd-client.ts';
 import { ClusterMeshApiServer } from './server.ts';
-import { MESH_ETCD_HOST, startMirrorFixture } from './test-support.ts';
+import { MESH_ETCD_HOST, securedEtcdOptions, startMirrorFixture } from './test-support.ts';
 import { CLUSTER, createNamespace, defs, endpoint, eventually } from './test-objects.ts';
 
 /** The old writer certificate lives this long: enough to start, short enough to wait out. */
@@ -49,21 +49,8 @@ test.serial('a replaced writer certificate is used for new connections, no resta
   await writeKeyPair(dir, ROOT_USER, await issueClientCertificate(ca, { user: ROOT_USER }));
   const file = (n: string) => join(dir, n);
   const etcdOptions: EtcdOptions = {
-    name: `h23crt-${randomBytes(3).toString('hex')}`,
-    netns: f.ns.name,
+    ...securedEtcdOptions(dir, `h23crt-${randomBytes(3).toString('hex')}`, f.ns.name),
     baseDir: join(dir, 'etcd'),
-    tls: {
-      certFile: file('server.crt'),
-      keyFile: file('server.key'),
-      trustedCaFile: file('ca.crt'),
-      clientCertAuth: true,
-    },
-    clientTls: {
-      caFile: file('ca.crt'),
-      certFile: file('root.crt'),
-      keyFile: file('root.key'),
-      serverName: MESH_ETCD_HOST,
-    },
   };
   let etcd = await startEtcd(etcdOptions);
   t.teardown(() => etcd.stop());

@@ -15,7 +15,7 @@ import {
   WRITER_USER,
   type KeyPairPem,
 } from '../../certs/index.ts';
-import { startEtcd, type RunningEtcd } from '../../integration/etcd/index.ts';
+import { startEtcd, type EtcdOptions, type RunningEtcd } from '../../integration/etcd/index.ts';
 import type { ExecutionContext } from 'ava';
 import { createTestNetns, type TestNetns } from '../../integration/etcd/test-netns.ts';
 import { startApiServer } from '../../integration/apiserver/server.ts';
@@ -39,6 +39,28 @@ export interface MeshEtcd {
   /** Issues a client certificate for etcd user `user` (from another CA if `foreign`). */
   issue(name: string, user: string, opts?: { foreign?: boolean }): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** A mesh etcd serving `server.crt`, requiring client certificates of `ca.crt` (in certDir),
+ * and the root client the tests set it up with. */
+export function securedEtcdOptions(certDir: string, name: string, netns: string): EtcdOptions {
+  const file = (n: string) => path.join(certDir, n);
+  return {
+    name,
+    netns,
+    tls: {
+      certFile: file('server.crt'),
+      keyFile: file('server.key'),
+      trustedCaFile: file('ca.crt'),
+      clientCertAuth: true,
+    },
+    clientTls: {
+      caFile: file('ca.crt'),
+      certFile: file(`${ROOT_USER}.crt`),
+      keyFile: file(`${ROOT_USER}.key`),
+      serverName: MESH_ETCD_HOST,
+    },
+  };
 }
 
 /** Starts a secured mesh etcd; certificates `root`, the writer and `remote-<readers>` exist. */
@@ -66,22 +88,9 @@ export async function startMeshEtcd(o: {
   const file = (n: string) => path.join(certDir, n);
   let etcd: RunningEtcd;
   try {
-    etcd = await startEtcd({
-      name: `${o.prefix}-${randomBytes(3).toString('hex')}`,
-      netns: o.netns,
-      tls: {
-        certFile: file('server.crt'),
-        keyFile: file('server.key'),
-        trustedCaFile: file('ca.crt'),
-        clientCertAuth: true,
-      },
-      clientTls: {
-        caFile: file('ca.crt'),
-        certFile: file('root.crt'),
-        keyFile: file('root.key'),
-        serverName: MESH_ETCD_HOST,
-      },
-    });
+    etcd = await startEtcd(
+      securedEtcdOptions(certDir, `${o.prefix}-${randomBytes(3).toString('hex')}`, o.netns),
+    );
   } catch (err) {
     await rm(certDir, { recursive: true, force: true });
     throw err;

@@ -9,11 +9,10 @@ import { kubectlCapture } from '../lab/kubectl.ts';
 import { runCommand } from '../../agent/routing/command.ts';
 import { planLab, type NodePlan } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
-import { labLeftovers } from '../lab/leftovers.ts';
 import { endProcess } from '../lab/processes.ts';
 import { readRecord } from '../lab/record.ts';
 import type { LabPod } from '../lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, uniqueLabName, downWithoutLeftovers } from '../lab/testing.ts';
 import {
   encryptionOf,
   inPod,
@@ -22,6 +21,7 @@ import {
   startSink,
   waitForPeers,
   wireguardLines,
+  HTTP_AND_DNS,
 } from './helpers.ts';
 import { callWireguard } from '../../cli/wireguard.ts';
 
@@ -31,10 +31,6 @@ const plan = planLab({
   clusters: [{ name: 'c1', id: 1, podCIDR: '10.61.0.0/16', nodes: 3 }],
 });
 const nodes = plan.clusters[0]!.nodes;
-const ports = [
-  { port: 80, protocol: 'TCP' as const, name: 'http' },
-  { port: 53, protocol: 'UDP' as const, name: 'dns' },
-];
 const MARKER = 'ISTHMUS-PLAINTEXT-MARKER-7f3a';
 let lab: Lab | undefined;
 let pods: LabPod[] = [];
@@ -49,19 +45,13 @@ test.before(async () => {
       cluster: 'c1',
       namespace: 'default',
       name: `p${i}`,
-      ports,
+      ports: HTTP_AND_DNS,
     })),
   );
   await waitForPeers(nodes);
 });
 
-test.after.always(async () => {
-  await lab?.down();
-  if (lab) {
-    const left = await labLeftovers(plan.name);
-    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
-  }
-});
+test.after.always(() => downWithoutLeftovers(lab, plan.name));
 
 const podOn = (node: string) => pods.find((p) => p.node === node)!;
 

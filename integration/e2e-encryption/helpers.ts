@@ -11,6 +11,12 @@ import { endProcess, spawnDetached } from '../lab/processes.ts';
 import type { LabPod } from '../lab/record.ts';
 import { repoRoot } from '../lab/record.ts';
 
+/** The ports every test pod serves (traffic.mjs echoes on both). */
+export const HTTP_AND_DNS = [
+  { port: 80, protocol: 'TCP' as const, name: 'http' },
+  { port: 53, protocol: 'UDP' as const, name: 'dns' },
+];
+
 const TRAFFIC = join(repoRoot(), 'integration/e2e-encryption/traffic.mjs');
 
 const inPodArgv = (pod: LabPod, args: string[]): string[] => [

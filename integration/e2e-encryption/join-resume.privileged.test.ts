@@ -17,12 +17,11 @@ import { readRotationState } from '../../agent/wireguard/rotation.ts';
 import { callWireguard } from '../../agent/daemon/encryption-client.ts';
 import { planLab, type NodePlan } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
-import { labLeftovers } from '../lab/leftovers.ts';
 import { netnsPath } from '../lab/netns.ts';
 import { cmdlineOf, endProcess, isZombieOrGone, spawnDetached } from '../lab/processes.ts';
 import { WgTool } from '../../agent/wireguard/wg-tool.ts';
 import type { LabPod } from '../lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, uniqueLabName, downWithoutLeftovers } from '../lab/testing.ts';
 import {
   encryptionOf,
   inPod,
@@ -30,6 +29,7 @@ import {
   startCapture,
   waitForPeers,
   wireguardLines,
+  HTTP_AND_DNS,
 } from './helpers.ts';
 
 const plan = planLab({
@@ -39,10 +39,6 @@ const plan = planLab({
 });
 const nodes = plan.clusters[0]!.nodes;
 const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!];
-const ports = [
-  { port: 80, protocol: 'TCP' as const, name: 'http' },
-  { port: 53, protocol: 'UDP' as const, name: 'dns' },
-];
 const MARKER = 'ISTHMUS-JOIN-MARKER-4c1e';
 let lab: Lab | undefined;
 const pods = new Map<string, LabPod>();
@@ -54,7 +50,13 @@ type Stream = { sent: number; received: number; maxGapMs: number; error: string 
 const podOn = (n: NodePlan): LabPod => pods.get(n.name)!;
 
 async function addPodOn(n: NodePlan, name: string): Promise<LabPod> {
-  const pod = await lab!.addPod({ cluster: 'c1', node: n.name, namespace: 'default', name, ports });
+  const pod = await lab!.addPod({
+    cluster: 'c1',
+    node: n.name,
+    namespace: 'default',
+    name,
+    ports: HTTP_AND_DNS,
+  });
   pods.set(n.name, pod);
   return pod;
 }
@@ -87,13 +89,7 @@ test.before(async () => {
   await waitForPeers([n1, n2]);
 });
 
-test.after.always(async () => {
-  await lab?.down();
-  if (lab) {
-    const left = await labLeftovers(plan.name);
-    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
-  }
-});
+test.after.always(() => downWithoutLeftovers(lab, plan.name));
 
 test.serial(
   'strict mode while a node joins: its pod never gets plaintext onto the underlay, then traffic flows',

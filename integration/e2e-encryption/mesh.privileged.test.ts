@@ -15,10 +15,9 @@ import { agentStatus, formatAgentStatus } from '../../cli/agent.ts';
 import { callWireguard } from '../../cli/wireguard.ts';
 import { planLab, type NodePlan } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
-import { labLeftovers } from '../lab/leftovers.ts';
 import { startMeshEtcd, stopMeshProcess } from '../lab/mesh.ts';
 import type { LabPod } from '../lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, uniqueLabName, downWithoutLeftovers } from '../lab/testing.ts';
 import {
   encryptionOf,
   inPod,
@@ -26,6 +25,7 @@ import {
   startCapture,
   waitForPeers,
   wireguardLines,
+  HTTP_AND_DNS,
 } from './helpers.ts';
 
 const plan = planLab({
@@ -38,10 +38,6 @@ const plan = planLab({
 });
 const [c1, c2] = [plan.clusters[0]!, plan.clusters[1]!];
 const allNodes = [...c1.nodes, ...c2.nodes];
-const ports = [
-  { port: 80, protocol: 'TCP' as const, name: 'http' },
-  { port: 53, protocol: 'UDP' as const, name: 'dns' },
-];
 const MARKER = 'ISTHMUS-CROSS-CLUSTER-MARKER-5c1e';
 let lab: Lab | undefined;
 let pods: LabPod[] = [];
@@ -57,20 +53,14 @@ test.before(async () => {
       namespace: 'default',
       name: `p${i}`,
       node: n.name,
-      ports,
+      ports: HTTP_AND_DNS,
     })),
   );
   await waitForPeers(allNodes, 60_000);
   await waitForReadyPeers(allNodes, 60_000);
 });
 
-test.after.always(async () => {
-  await lab?.down();
-  if (lab) {
-    const left = await labLeftovers(plan.name);
-    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
-  }
-});
+test.after.always(() => downWithoutLeftovers(lab, plan.name));
 
 const podOn = (node: NodePlan) => pods.find((p) => p.node === node.name)!;
 type Marked = { tcpEchoed: number; udpEchoed: number };

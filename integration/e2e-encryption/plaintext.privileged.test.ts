@@ -6,9 +6,15 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { planLab } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
-import { labLeftovers } from '../lab/leftovers.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
-import { encryptionOf, inPod, plaintextLines, startCapture, wireguardLines } from './helpers.ts';
+import { ensureBuilt, uniqueLabName, downWithoutLeftovers } from '../lab/testing.ts';
+import {
+  HTTP_AND_DNS,
+  encryptionOf,
+  inPod,
+  plaintextLines,
+  startCapture,
+  wireguardLines,
+} from './helpers.ts';
 
 const plan = planLab({
   name: uniqueLabName('plain'),
@@ -27,25 +33,20 @@ test.before(async () => {
   await ensureBuilt();
 });
 
-test.after.always(async () => {
-  await lab?.down();
-  if (lab) {
-    const left = await labLeftovers(plan.name);
-    if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
-  }
-});
+test.after.always(() => downWithoutLeftovers(lab, plan.name));
 
 test.serial('with encryption: none the underlay capture sees the marker', async (t) => {
   lab = await Lab.up(plan, { routeIntervalMs: 300 });
   const work = join(plan.runDir, 'e2e');
   mkdirSync(work, { recursive: true });
-  const ports = [
-    { port: 80, protocol: 'TCP' as const, name: 'http' },
-    { port: 53, protocol: 'UDP' as const, name: 'dns' },
-  ];
   const pods = await lab.addPods([
-    ...[0, 1].map((i) => ({ cluster: 'c1', namespace: 'default', name: `p${i}`, ports })),
-    { cluster: 'c2', namespace: 'default', name: 'r', ports },
+    ...[0, 1].map((i) => ({
+      cluster: 'c1',
+      namespace: 'default',
+      name: `p${i}`,
+      ports: HTTP_AND_DNS,
+    })),
+    { cluster: 'c2', namespace: 'default', name: 'r', ports: HTTP_AND_DNS },
   ]);
   const [a, b, r2] = [nodes[0]!, nodes[1]!, remote].map((n) =>
     pods.find((p) => p.node === n.name)!,

@@ -11,25 +11,17 @@ import { remoteReaderUser, verifyBundle } from '../../certs/index.ts';
 import { clustermeshStatus, remoteReady } from '../../cli/clustermesh.ts';
 import { runCommand } from '../../agent/routing/command.ts';
 import { kubectl, podYaml, probeRows, until, waitForPods } from '../e2e-policy/support.ts';
-import { planLab } from '../lab/config.ts';
 import { kubectlCapture } from '../lab/kubectl.ts';
 import { downLab, Lab } from '../lab/lab.ts';
 import { labLeftovers } from '../lab/leftovers.ts';
 import { bundleDirOf, labKubeconfigPath, meshPaths } from '../lab/mesh.ts';
 import type { LabPod } from '../lab/record.ts';
 import { repoRoot } from '../lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from '../lab/testing.ts';
 import { waitForMesh } from './support.ts';
 
 const name = uniqueLabName('econn');
-const plan = planLab({
-  name,
-  encryption: 'none',
-  clusters: [
-    { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 1 },
-    { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 1 },
-  ],
-});
+const plan = twoClusterPlan(name, 1);
 const cluster = (n: string) => plan.clusters.find((c) => c.name === n)!;
 const PORTS = [{ port: 80, protocol: 'TCP' as const }];
 let lab: Lab | undefined;

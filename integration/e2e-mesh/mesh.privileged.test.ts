@@ -20,26 +20,18 @@ import {
   until,
   waitForPods,
 } from '../e2e-policy/support.ts';
-import { planLab } from '../lab/config.ts';
 import { kubectlCapture } from '../lab/kubectl.ts';
 import { downLab, Lab } from '../lab/lab.ts';
 import { labLeftovers } from '../lab/leftovers.ts';
 import { meshPaths, startMeshApiServer, startMeshEtcd, stopMeshProcess } from '../lab/mesh.ts';
 import type { LabPod } from '../lab/record.ts';
-import { ensureBuilt, uniqueLabName } from '../lab/testing.ts';
+import { ensureBuilt, twoClusterPlan, uniqueLabName } from '../lab/testing.ts';
 import { repoRoot } from '../lab/record.ts';
 import { runCommand } from '../../agent/routing/command.ts';
 import { iperfStream, meshEngineRows, nodeIpcache, rowKey, waitForMesh } from './support.ts';
 
 const name = uniqueLabName('emesh');
-const plan = planLab({
-  name,
-  encryption: 'none',
-  clusters: [
-    { name: 'c1', id: 1, podCIDR: '10.1.0.0/16', nodes: 2 },
-    { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes: 2 },
-  ],
-});
+const plan = twoClusterPlan(name, 2);
 const OUTAGE_MS = Number(process.env.ISTHMUS_MESH_OUTAGE_MS ?? 2000);
 const PORTS = [{ port: 80, protocol: 'TCP' as const }];
 const PROBE = { timeoutMs: 400, confirmRetries: 1 };

@@ -2,6 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { runCommand } from '../../agent/routing/command.ts';
 import { planLab, type LabPlan } from './config.ts';
+import type { Lab } from './lab.ts';
+import { labLeftovers } from './leftovers.ts';
 import { cniPluginPath } from './pods.ts';
 import { repoRoot } from './record.ts';
 
@@ -37,4 +39,12 @@ export function twoClusterPlan(name: string, nodes: number): LabPlan {
       { name: 'c2', id: 2, podCIDR: '10.2.0.0/16', nodes },
     ],
   });
+}
+
+/** For test.after.always: takes the lab down (when it came up) and throws on any leftover. */
+export async function downWithoutLeftovers(lab: Lab | undefined, name: string): Promise<void> {
+  if (!lab) return;
+  await lab.down();
+  const left = await labLeftovers(name);
+  if (left.length) throw new Error(`leftovers: ${JSON.stringify(left)}`);
 }
