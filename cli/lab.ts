@@ -213,7 +213,7 @@ Refuses a second lab of the same name. Progress is printed while the lab starts.
       `
 JSON output: {"probes":[{"from":"c1/ns/a","to":"c1/ns/b","port":80,"protocol":"TCP","allowed":true,"reason":"echoed"}]},
 one row per ordered pair of distinct pods per probe, as \`isthmus policy reachability\` prints.
-A drop is confirmed by retries with longer timeouts before it is reported.`,
+A drop is confirmed by two retries before it is reported (no answer in 0.5, 1 and 2 s).`,
     )
     .action((opts: { probe: string[]; name?: string; output: string }) =>
       run(async () => {

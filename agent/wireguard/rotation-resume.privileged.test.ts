@@ -35,7 +35,7 @@ function rowOf(n: TestNode): WgNode {
 
 const table = (): WgNode[] => topo.nodes.map(rowOf);
 
-const STREAM_S = 40;
+const STREAM_S = 20;
 
 /** A TCP stream from node 1's pod to node 2's (1 KiB every 15 ms for STREAM_S) around `during`:
  * never reset, every byte delivered. */

@@ -51,7 +51,7 @@ async function routesOf1(): Promise<Map<string, string>> {
 /** Datagrams (one every 10 ms) from node 1's pod to node 3's pod, counted there. */
 async function streamTo3(port: number, count: number) {
   const sink = new NsProcess(node(3).podNetns, [
-    ...['node', FLOW, 'udpsink', String(port), String(Math.ceil(count / 100) + 15)],
+    ...['node', FLOW, 'udpsink', String(port), String(Math.ceil(count / 100) + 15), String(count)],
   ]);
   await sink.waitFor((o) => o.includes('listening'));
   const send = new NsProcess(node(1).podNetns, [

@@ -28,7 +28,7 @@ import { MESH_ETCD_HOST, securedEtcdOptions, startMirrorFixture } from './test-s
 import { CLUSTER, createNamespace, defs, endpoint, eventually } from './test-objects.ts';
 
 /** The old writer certificate lives this long: enough to start, short enough to wait out. */
-const OLD_CERT_MS = 30_000;
+const OLD_CERT_MS = 15_000;
 
 async function modRevision(root: Etcd3, key: string): Promise<string | undefined> {
   const res = await root.kv.range({ key: Buffer.from(key) });

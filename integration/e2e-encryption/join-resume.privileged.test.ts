@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { wgRunDir } from '../../agent/wireguard/device.ts';
 import { readRotationState } from '../../agent/wireguard/rotation.ts';
 import { callWireguard } from '../../agent/daemon/encryption-client.ts';
+import type { EncryptionStatus } from '../../agent/daemon/encryption.ts';
 import { planLab, type NodePlan } from '../lab/config.ts';
 import { Lab } from '../lab/lab.ts';
 import { netnsPath } from '../lab/netns.ts';
@@ -78,6 +79,26 @@ async function stopsOnSigterm(n: NodePlan): Promise<boolean> {
   return false;
 }
 
+/** Node 2's rotation as its peers see it: `finished` once `done` holds for node 2's status and
+ * the keys nodes 1 and 3 hold for it (polled every 500 ms); `last` is the latest state read. */
+function watchRotation(
+  done: (self: EncryptionStatus, peerKeys: string[]) => boolean,
+  timeoutMs: number,
+) {
+  const w = { finishedAt: undefined as number | undefined, last: '' };
+  const finished = (async () => {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(500)) {
+      const self = await encryptionOf(n2);
+      const others = await Promise.all([encryptionOf(n1), encryptionOf(n3)]);
+      const keys = others.flatMap((o) => o?.peers.map((x) => x.publicKey) ?? []);
+      w.last = JSON.stringify({ keys, self });
+      if (self && done(self, keys)) return (w.finishedAt = Date.now());
+    }
+    return undefined;
+  })();
+  return { finished, last: () => w.last };
+}
+
 const agentLog = (n: NodePlan): string => readFileSync(join(n.dir, 'agent.log'), 'utf8');
 
 test.before(async () => {
@@ -125,12 +146,13 @@ test.serial(
     t.truthy(oldPid);
     // node 3's agent is down: it cannot learn n2's next key, so the rotation waits on it
     await stopAgent(n3);
-    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '50000', '20']);
+    const began = Date.now();
+    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '28000', '20']);
     const probes = inPod<{ ok: number; failed: unknown[] }>(c, [
       'probes',
       b.ip,
       '80',
-      '50000',
+      '28000',
       '100',
     ]);
     await sleep(1000);
@@ -149,29 +171,26 @@ test.serial(
     t.truthy(newKey, 'the next key was adopted');
     t.regex(agentLog(n2), /wireguard rotation resumed/);
     await lab!.restartAgent(n3.name);
+    const rotation = watchRotation(
+      (self, keys) =>
+        self.publicKey === newKey &&
+        !self.rotation &&
+        !self.retiring &&
+        keys.includes(newKey!) &&
+        !keys.includes(before.publicKey),
+      60_000,
+    );
     const [s, p] = await Promise.all([stream, probes]);
+    const streamEnded = Date.now();
     t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
     t.is(s.error, null, 'the connection was not reset');
     t.is(s.received, s.sent, 'every byte came back');
     t.deepEqual(p.failed, [], 'no failed probe');
     t.true(p.ok > 50);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const self = await encryptionOf(n2);
-      const others = await Promise.all([encryptionOf(n1), encryptionOf(n3)]);
-      const keys = others.flatMap((o) => o?.peers.map((x) => x.publicKey) ?? []);
-      const done =
-        self !== undefined &&
-        self.publicKey === newKey &&
-        !self.rotation &&
-        !self.retiring &&
-        keys.includes(newKey!) &&
-        !keys.includes(before.publicKey);
-      if (done) break;
-      if (Date.now() > deadline)
-        return t.fail(`rotation not finished: ${JSON.stringify({ keys, self })}`);
-      await sleep(500);
-    }
+    const finishedAt = await rotation.finished;
+    if (finishedAt === undefined) return t.fail(`rotation not finished: ${rotation.last()}`);
+    t.log(`rotation finished ${finishedAt - began} ms after the stream began`);
+    t.true(finishedAt < streamEnded, 'the rotation finished while the stream and probes ran');
     const after = (await encryptionOf(n2))!;
     t.false(existsSync(`/proc/${oldPid}`), 'the old wireguard-go was ended');
     t.true(existsSync(`/proc/${after.pid}`));
@@ -215,12 +234,13 @@ test.serial(
       join(work, 'ping-old-key.log'),
     );
     t.teardown(() => endProcess(ping.pid, 'ping'));
-    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '45000', '20']);
+    const began = Date.now();
+    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '28000', '20']);
     const probes = inPod<{ ok: number; failed: unknown[] }>(a, [
       'probes',
       b.ip,
       '80',
-      '45000',
+      '28000',
       '100',
     ]);
     await sleep(1000);
@@ -250,26 +270,21 @@ test.serial(
     t.regex(agentLog(n2), /wireguard retiring resumed/);
     await lab!.restartAgent(n3.name); // node 3 applies the flip: the old key falls idle
     await endProcess(ping.pid, 'ping');
+    const retired = watchRotation(
+      (self, keys) =>
+        !self.retiring && keys.includes(next!.publicKey) && !keys.includes(before.publicKey),
+      90_000,
+    );
     const [s, p] = await Promise.all([stream, probes]);
+    const streamEnded = Date.now();
     t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
     t.is(s.error, null, 'the connection was not reset');
     t.is(s.received, s.sent, 'every byte came back');
     t.deepEqual(p.failed, [], 'no failed probe from node 1');
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      const self = await encryptionOf(n2);
-      const others = await Promise.all([encryptionOf(n1), encryptionOf(n3)]);
-      const keys = others.flatMap((o) => o?.peers.map((x) => x.publicKey) ?? []);
-      const done =
-        self !== undefined &&
-        !self.retiring &&
-        keys.includes(next!.publicKey) &&
-        !keys.includes(before.publicKey);
-      if (done) break;
-      if (Date.now() > deadline)
-        return t.fail(`old device not retired: ${JSON.stringify({ keys, self })}`);
-      await sleep(500);
-    }
+    const retiredAt = await retired.finished;
+    if (retiredAt === undefined) return t.fail(`old device not retired: ${retired.last()}`);
+    t.log(`old device retired ${retiredAt - began} ms after the stream began`);
+    t.true(retiredAt < streamEnded, 'retired while the stream and probes ran');
     t.false(existsSync(`/proc/${oldPid}`), 'the old wireguard-go was ended');
     const files = readdirSync(wgRunDir(n2.stateDir));
     t.deepEqual(

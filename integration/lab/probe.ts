@@ -25,8 +25,9 @@ export interface ProbeResult extends ProbeRequest {
 }
 
 export interface ProbeOptions {
+  /** first attempt's wait for an answer (default 500 ms: pods answer within milliseconds) */
   timeoutMs?: number;
-  /** extra attempts for a drop, each with double the timeout */
+  /** extra attempts for a drop, each with double the timeout (default 2: 0.5 + 1 + 2 s) */
   confirmRetries?: number;
   parallel?: number;
 }
@@ -75,7 +76,7 @@ function runBatch(
 
 /** Probes every request; each drop is retried (`confirmRetries`, default 2) before it stands. */
 export async function probe(reqs: ProbeRequest[], opts: ProbeOptions = {}): Promise<ProbeResult[]> {
-  let timeoutMs = opts.timeoutMs ?? 1000;
+  let timeoutMs = opts.timeoutMs ?? 500;
   const parallel = opts.parallel ?? 64;
   const results: ProbeResult[] = reqs.map((r) => ({
     ...r,

@@ -3,7 +3,8 @@
 //   send HOST PORT FILE      sends a file over TCP
 //   stream HOST PORT SECONDS a 64 KiB/s stream of 1 KiB writes every 15 ms; exit 1 on a reset
 //   udp HOST PORT MARKER N   N UDP datagrams carrying MARKER (one every 10 ms)
-//   udpsink PORT SECONDS     counts datagrams: prints {received, distinct}
+//   udpsink PORT SECONDS [N] counts datagrams: prints {received, distinct} after SECONDS, or as
+//                            soon as N distinct ones arrived
 // Every mode is bounded in time.
 import net from 'node:net';
 import dgram from 'node:dgram';
@@ -81,19 +82,22 @@ if (mode === 'sink') {
     }
   }, 10);
 } else if (mode === 'udpsink') {
-  const [port, seconds] = a.map(Number);
+  const [port, seconds, expected = Infinity] = a.map(Number);
   const s = dgram.createSocket('udp4');
   const seen = new Set();
   let received = 0;
+  const report = () => {
+    clearTimeout(timer);
+    out({ received, distinct: seen.size });
+    s.close();
+  };
   s.on('message', (m) => {
     received++;
     seen.add(m.toString());
+    if (seen.size >= expected) report();
   });
   s.bind(port, () => out({ listening: port }));
-  setTimeout(() => {
-    out({ received, distinct: seen.size });
-    s.close();
-  }, seconds * 1000);
+  const timer = setTimeout(report, seconds * 1000);
 } else {
   console.error('unknown mode ' + mode);
   process.exit(64);
