@@ -115,7 +115,7 @@ test.serial(
       '80',
       '53',
       MARKER,
-      '3',
+      '1', // one TCP connection (its SYN sent ~3 times in 3 s) and one datagram
     ]);
     const got = await cap.stop();
     const route = (await ip('route', 'show', nodes[1]!.podCIDR)).stdout;
