@@ -47,6 +47,15 @@ const work = join(plan.runDir, 'e2e');
 
 type Marker = { tcpEchoed: number; udpEchoed: number };
 type Stream = { sent: number; received: number; maxGapMs: number; error: string | null };
+type Probes = { ok: number; failed: unknown[] };
+
+/** A TCP stream from `streamFrom` and a probe loop from `probesFrom` to `to`, 28 s each. */
+function trafficTo(to: LabPod, streamFrom: LabPod, probesFrom: LabPod) {
+  return Promise.all([
+    inPod<Stream>(streamFrom, ['stream', to.ip, '80', '28000', '20']),
+    inPod<Probes>(probesFrom, ['probes', to.ip, '80', '28000', '100']),
+  ]);
+}
 
 const podOn = (n: NodePlan): LabPod => pods.get(n.name)!;
 
@@ -147,14 +156,7 @@ test.serial(
     // node 3's agent is down: it cannot learn n2's next key, so the rotation waits on it
     await stopAgent(n3);
     const began = Date.now();
-    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '28000', '20']);
-    const probes = inPod<{ ok: number; failed: unknown[] }>(c, [
-      'probes',
-      b.ip,
-      '80',
-      '28000',
-      '100',
-    ]);
+    const traffic = trafficTo(b, a, c);
     await sleep(1000);
     const rotate = callWireguard(n2.stateDir, { op: 'rotate' }, 90_000).catch((e: Error) => e);
     let state = await readRotationState(n2.stateDir);
@@ -180,7 +182,7 @@ test.serial(
         !keys.includes(before.publicKey),
       60_000,
     );
-    const [s, p] = await Promise.all([stream, probes]);
+    const [s, p] = await traffic;
     const streamEnded = Date.now();
     t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
     t.is(s.error, null, 'the connection was not reset');
@@ -235,14 +237,7 @@ test.serial(
     );
     t.teardown(() => endProcess(ping.pid, 'ping'));
     const began = Date.now();
-    const stream = inPod<Stream>(a, ['stream', b.ip, '80', '28000', '20']);
-    const probes = inPod<{ ok: number; failed: unknown[] }>(a, [
-      'probes',
-      b.ip,
-      '80',
-      '28000',
-      '100',
-    ]);
+    const traffic = trafficTo(b, a, a);
     await sleep(1000);
     const rotate = callWireguard(n2.stateDir, { op: 'rotate' }, 120_000).catch((e: Error) => e);
     let next = (await encryptionOf(n2))?.rotation;
@@ -275,7 +270,7 @@ test.serial(
         !self.retiring && keys.includes(next!.publicKey) && !keys.includes(before.publicKey),
       90_000,
     );
-    const [s, p] = await Promise.all([stream, probes]);
+    const [s, p] = await traffic;
     const streamEnded = Date.now();
     t.log(`stream ${JSON.stringify(s)}; probes ok ${p.ok}, failed ${JSON.stringify(p.failed)}`);
     t.is(s.error, null, 'the connection was not reset');
