@@ -140,7 +140,7 @@ await withBenchLab(
     const nodes = env.plan.clusters[0]!.nodes.map((n) => n.name);
     const pids = new Map(nodes.map((n) => [n, env.lab.agentPid(n)!]));
     for (const [n, pid] of pids)
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent/main.ts'))
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent/main.'))
         throw new Error(`pid ${pid} of ${n} is not the agent`);
     const statusNow = () => statuses(env.plan);
     const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));

@@ -10,7 +10,7 @@ import { startEtcd } from '../etcd/index.ts';
 import { kubectlConfigYaml } from '../apiserver/client.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
 import { spawnDetached } from './processes.ts';
-import { repoRoot, writeRecord, type LabRecord } from './record.ts';
+import { nodeEntry, repoRoot, writeRecord, type LabRecord } from './record.ts';
 
 export const API_PORT = 6443;
 
@@ -92,10 +92,7 @@ function spawnApiServer(
       'nsenter',
       `--net=/run/netns/${cluster.controlPlane.netns}`,
       '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      join(repoRoot(), 'integration/apiserver/main.ts'),
+      ...nodeEntry('integration/apiserver/main.ts'),
       '--etcd',
       etcdEndpoint,
       '--socket',

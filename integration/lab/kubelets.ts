@@ -6,7 +6,7 @@ import type { KubeletConfig } from '../kubelet/types.ts';
 import type { ClusterPlan, LabPlan } from './config.ts';
 import { controlPlanePaths } from './control-plane.ts';
 import { cmdlineOf, isZombieOrGone, spawnDetached } from './processes.ts';
-import { repoRoot, writeRecord, type LabRecord } from './record.ts';
+import { nodeEntry, repoRoot, writeRecord, type LabRecord } from './record.ts';
 
 export function writeKubeletConfig(plan: LabPlan, cluster: ClusterPlan): string {
   const paths = controlPlanePaths(plan, cluster);
@@ -28,10 +28,7 @@ export function spawnKubelet(plan: LabPlan, cluster: ClusterPlan): number {
     'nsenter',
     `--net=/run/netns/${cluster.controlPlane.netns}`,
     '--',
-    process.execPath,
-    '--import',
-    'tsx',
-    join(repoRoot(), 'integration/kubelet/main.ts'),
+    ...nodeEntry('integration/kubelet/main.ts'),
     '--config',
     paths.kubeletConfig,
   ];

@@ -30,7 +30,14 @@ import { kubeletAlive, logSize, spawnKubelet, startKubelets, waitForKubelet } fr
 import { createPod, destroyPod, type PodSpec } from './pods.ts';
 import { destroyTunnels } from './encryption.ts';
 import { endProcess, pidsMatching, spawnDetached } from './processes.ts';
-import { readRecord, repoRoot, writeRecord, type LabPod, type LabRecord } from './record.ts';
+import {
+  readRecord,
+  nodeEntry,
+  repoRoot,
+  writeRecord,
+  type LabPod,
+  type LabRecord,
+} from './record.ts';
 
 export class LabError extends Error {
   constructor(
@@ -412,10 +419,7 @@ function spawnAgent(node: NodePlan): number {
     'nsenter',
     `--net=${netnsPath(node.netns)}`,
     '--',
-    process.execPath,
-    '--import',
-    'tsx',
-    join(root, 'agent/main.ts'),
+    ...nodeEntry('agent/main.ts'),
     '--config',
     configFile,
   ];

@@ -32,7 +32,7 @@ import {
 } from './mesh-paths.ts';
 import { controlPlanePaths } from './control-plane.ts';
 import { endProcess, spawnDetached } from './processes.ts';
-import { repoRoot } from './record.ts';
+import { nodeEntry, repoRoot } from './record.ts';
 
 export {
   bundleDirOf,
@@ -121,10 +121,7 @@ export function startSecretMount(plan: LabPlan, cluster: ClusterPlan): number {
   const p = meshPaths(plan, cluster);
   const started = spawnDetached(
     [
-      process.execPath,
-      '--import',
-      'tsx',
-      join(repoRoot(), 'integration/lab/secret-mount-main.ts'),
+      ...nodeEntry('integration/lab/secret-mount-main.ts'),
       controlPlanePaths(plan, cluster).apiSocket,
       String(SECRET_MOUNT_PERIOD_MS),
       ...cluster.nodes.map(bundleDirOf),
@@ -203,10 +200,7 @@ export async function startMeshApiServer(plan: LabPlan, cluster: ClusterPlan): P
       'nsenter',
       `--net=/run/netns/${cluster.controlPlane.netns}`,
       '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      join(repoRoot(), 'clustermesh/apiserver/main.ts'),
+      ...nodeEntry('clustermesh/apiserver/main.ts'),
       ...['--cluster-name', cluster.name, '--cluster-id', String(cluster.id)],
       ...['--kubeconfig', p.serverKubeconfig, '--etcd', `unix://${p.etcdSocket}`],
       ...['--etcd-ca', p.caFile, '--etcd-cert', cert(`${WRITER_USER}.crt`)],

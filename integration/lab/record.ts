@@ -56,6 +56,19 @@ export function writeRecord(record: LabRecord): void {
 }
 
 /** The repository root (holds package.json), from source or from dist/. */
+/**
+ * argv that runs one of the repository's TypeScript entry points (`relPath` from the root) with
+ * this Node.js: its compiled JavaScript in dist/ when scripts/setup.sh built it (it starts in
+ * half the time of tsx: the lab starts a dozen such processes), else through tsx. As with
+ * bin/isthmus.js, ISTHMUS_FROM_SOURCE=1 forces the source.
+ */
+export function nodeEntry(relPath: string): string[] {
+  const root = repoRoot();
+  const compiled = join(root, 'dist', relPath.replace(/\.ts$/, '.js'));
+  if (existsSync(compiled) && !process.env.ISTHMUS_FROM_SOURCE) return [process.execPath, compiled];
+  return [process.execPath, '--import', 'tsx', join(root, relPath)];
+}
+
 export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {

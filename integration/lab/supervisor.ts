@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { RUN_ROOT, type LabPlan } from './config.ts';
 import { Lab, LabError, SUPERVISOR_MARKER } from './lab.ts';
 import { listNetns } from './netns.ts';
-import { repoRoot } from './record.ts';
+import { nodeEntry, repoRoot } from './record.ts';
 
 const READY_LINE = 'lab ready';
 
@@ -61,11 +61,12 @@ export async function upDetached(
   mkdirSync(plan.runDir, { recursive: true });
   const planFile = join(plan.runDir, SUPERVISOR_MARKER);
   writeFileSync(planFile, JSON.stringify(plan, null, 1));
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot(), 'cli/main.ts'), 'lab', 'supervise', '--plan', planFile],
-    { detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot() },
-  );
+  const [node, ...entry] = nodeEntry('cli/main.ts');
+  const child = spawn(node!, [...entry, 'lab', 'supervise', '--plan', planFile], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repoRoot(),
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
   const outcome = await new Promise<'ready' | 'failed' | 'timeout'>((resolve) => {
