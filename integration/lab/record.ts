@@ -55,7 +55,6 @@ export function writeRecord(record: LabRecord): void {
   writeFileAtomic(recordPath(record.plan.runDir), JSON.stringify(record, null, 1));
 }
 
-/** The repository root (holds package.json), from source or from dist/. */
 /**
  * argv that runs one of the repository's TypeScript entry points (`relPath` from the root) with
  * this Node.js: its compiled JavaScript in dist/ when scripts/setup.sh built it (it starts in
@@ -69,6 +68,7 @@ export function nodeEntry(relPath: string): string[] {
   return [process.execPath, '--import', 'tsx', join(root, relPath)];
 }
 
+/** The repository root (holds package.json), from source or from dist/. */
 export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
